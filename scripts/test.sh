@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs palisade's whole test suite: installs the pinned test clients (npm: Lodestar types,
+# @chainsafe/ssz and blst; PyPI: ethstaker-deposit, py_ecc) if they are not installed yet,
+# then `cargo test`. Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+clients=tests/clients
+if [ ! -d "$clients/node_modules/@lodestar/types" ] || [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
+  echo "== installing Node test clients (npm ci)"
+  npm ci --prefix "$clients" --no-audit --no-fund
+fi
+
+venv=$clients/python/.venv
+if [ ! -x "$venv/bin/python" ] || [ "$clients/python/requirements.txt" -nt "$venv/.installed" ]; then
+  echo "== installing Python test clients (venv + pip)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$clients/python/requirements.txt"
+  touch "$venv/.installed"
+fi
+
+echo "== cargo test"
+cargo test --all-targets "$@"

@@ -1,0 +1,63 @@
+//! Maps every module's error to an HTTP status and a JSON body `{"error": "…"}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::chain::eth2::request::RequestError;
+use crate::keys::SignError;
+use crate::protection::ProtectionError;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: malformed request.
+    #[error(transparent)]
+    BadRequest(#[from] RequestError),
+    /// 400: anything else the client got wrong (message given).
+    #[error("{0}")]
+    Invalid(String),
+    /// 404: no key for the identifier.
+    #[error("no key for identifier {0}")]
+    UnknownKey(String),
+    /// 413: body over the limit.
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// 412 / 503 / 400 from slashing protection.
+    #[error(transparent)]
+    Protection(#[from] ProtectionError),
+    /// 500: the signing backend failed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// 500: an internal fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnknownKey(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Protection(p) => match p {
+                ProtectionError::Slashable(_) | ProtectionError::GenesisMismatch { .. } => {
+                    StatusCode::PRECONDITION_FAILED
+                }
+                ProtectionError::OutOfRange(_) => StatusCode::BAD_REQUEST,
+                ProtectionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::Sign(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .json(serde_json::json!({ "error": self.to_string() }))
+    }
+}
+
+/// JSON error for actix's own extractor failures (bad path, bad JSON config), so that no
+/// error leaves as plain text.
+pub fn json_error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "error": message.into() }))
+}

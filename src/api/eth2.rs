@@ -1,0 +1,141 @@
+//! Web3Signer's eth2 API: `POST /api/v1/eth2/sign/{identifier}` and `GET /api/v1/eth2/publicKeys`.
+
+use std::time::Instant;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+
+use super::error::ApiError;
+use super::{AppState, MAX_BODY_BYTES};
+use crate::chain::eth2::request::{self, RequestError};
+use crate::keys::SignError;
+
+/// Parses an identifier: `0x` + 96 hex characters (a 48-byte BLS public key).
+fn parse_identifier(id: &str) -> Result<[u8; 48], ApiError> {
+    let hex_part = id.strip_prefix("0x").unwrap_or(id);
+    hex::decode(hex_part)
+        .ok()
+        .and_then(|b| <[u8; 48]>::try_from(b).ok())
+        .ok_or_else(|| {
+            ApiError::Invalid("identifier must be a 0x-prefixed 48-byte BLS public key".into())
+        })
+}
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`] before buffering it.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::BytesMut, ApiError> {
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<usize>().ok())
+        && len > MAX_BODY_BYTES
+    {
+        return Err(ApiError::TooLarge(MAX_BODY_BYTES));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::Invalid(format!("cannot read request body: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::TooLarge(MAX_BODY_BYTES));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Whether the client wants JSON: `Accept` absent, or naming `application/json` or `*/*`.
+fn wants_json(req: &HttpRequest) -> bool {
+    match req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => true,
+        Some(accept) => {
+            let a = accept.to_ascii_lowercase();
+            a.trim().is_empty() || a.contains("application/json") || a.contains("*/*")
+        }
+    }
+}
+
+/// `POST /api/v1/eth2/sign/{identifier}`: recomputes the signing root from the typed body,
+/// checks and records blocks and attestations in slashing protection (committed before the
+/// signature is released), and answers `{"signature": "0x…"}` (96 bytes) or bare hex as
+/// `text/plain` when the client does not accept JSON.
+///
+/// Errors: 400 malformed body or identifier, 404 unknown key, 412 refused by slashing
+/// protection, 413 body over 1 MiB, 503 protection database unavailable, 500 backend fault.
+pub async fn sign(
+    state: web::Data<AppState>,
+    identifier: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let public_key = parse_identifier(&identifier)?;
+    let signer = state
+        .keys
+        .get(&public_key)
+        .ok_or_else(|| ApiError::UnknownKey(identifier.to_string()))?;
+    let body = read_body(&req, payload).await?;
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(RequestError::NotJson(e.to_string())))?;
+    let plan = request::plan(&json, &state.network)?;
+
+    let root: [u8; 32] = plan.signing_root.0;
+    // Sign on the blocking pool while the protection transaction runs; the signature is
+    // released only if the record committed.
+    let signing = web::block(move || signer.sign(&root));
+    let signature = match plan.protected {
+        Some((message, genesis_validators_root)) => {
+            let check =
+                state
+                    .store
+                    .check_and_record(&public_key, genesis_validators_root.0, message, root);
+            let (signature, decision) = tokio::join!(signing, check);
+            match decision {
+                Ok(d) => {
+                    tracing::debug!(kind = plan.kind, decision = ?d, "slashing protection passed")
+                }
+                Err(e) => {
+                    tracing::warn!(kind = plan.kind, pubkey = %identifier, reason = %e, "signing refused");
+                    return Err(e.into());
+                }
+            }
+            signature
+        }
+        None => signing.await,
+    };
+    let signature = signature
+        .map_err(|e| ApiError::Internal(format!("signing task failed: {e}")))?
+        .map_err(|e: SignError| ApiError::Sign(e))?;
+    let hex_sig = format!("0x{}", hex::encode(signature));
+    tracing::debug!(
+        kind = plan.kind,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "signed"
+    );
+    if wants_json(&req) {
+        Ok(HttpResponse::Ok().json(serde_json::json!({ "signature": hex_sig })))
+    } else {
+        Ok(HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(hex_sig))
+    }
+}
+
+/// `GET /api/v1/eth2/publicKeys`: JSON array of the loaded keys as `0x` + 96 hex characters.
+pub async fn public_keys(state: web::Data<AppState>) -> HttpResponse {
+    let keys: Vec<String> = state
+        .keys
+        .public_keys()
+        .iter()
+        .map(|k| format!("0x{}", hex::encode(k)))
+        .collect();
+    HttpResponse::Ok().json(keys)
+}

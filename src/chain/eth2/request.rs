@@ -1,0 +1,468 @@
+//! Web3Signer eth2 signing requests (`POST /api/v1/eth2/sign/{identifier}`) and the
+//! signing root palisade recomputes from each typed body.
+//!
+//! The request's own `signingRoot` is never trusted: it is only cross-checked.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tree_hash::TreeHash;
+
+use super::containers::*;
+use super::network::{ForkName, NetworkConfig};
+use super::signing::{compute_domain, compute_signing_root, domain, fork_version_at};
+
+/// Why a request body cannot be signed. Every variant is a client error (HTTP 400).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("request body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("missing field `type`")]
+    MissingType,
+    #[error("unknown signing type `{0}`")]
+    UnknownType(String),
+    #[error("invalid field `{path}`: {reason}")]
+    InvalidField { path: String, reason: String },
+    #[error(
+        "signingRoot {sent} does not match the signing root {computed} computed from the request"
+    )]
+    SigningRootMismatch { sent: String, computed: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The slashable part of a message: what slashing protection checks and records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtectedMessage {
+    /// A block proposal at `slot`.
+    Block { slot: u64 },
+    /// An attestation from `source` to `target` epoch.
+    Attestation { source: u64, target: u64 },
+}
+
+/// What to sign: the 32-byte signing root, and for blocks and attestations the data that
+/// slashing protection must check against the genesis validators root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningPlan {
+    /// The request's `type`, as sent (for logs and metrics).
+    pub kind: &'static str,
+    /// `compute_signing_root(object, domain)`.
+    pub signing_root: Root,
+    /// Present for BLOCK, BLOCK_V2 and ATTESTATION.
+    pub protected: Option<(ProtectedMessage, Root)>,
+}
+
+#[derive(Deserialize)]
+struct Common {
+    #[serde(default)]
+    fork_info: Option<ForkInfo>,
+    #[serde(rename = "signingRoot", alias = "signing_root", default)]
+    signing_root: Option<Root>,
+}
+
+/// `fork_info` of a request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ForkInfo {
+    pub fork: Fork,
+    pub genesis_validators_root: Root,
+}
+
+#[derive(Deserialize)]
+struct BeaconBlockV2 {
+    version: String,
+    #[serde(default)]
+    block: Option<serde_json::Value>,
+    #[serde(default)]
+    block_header: Option<BeaconBlockHeader>,
+}
+
+/// All signing types of Web3Signer's eth2 API.
+pub const SIGNING_TYPES: [&str; 13] = [
+    "BLOCK",
+    "BLOCK_V2",
+    "ATTESTATION",
+    "AGGREGATION_SLOT",
+    "AGGREGATE_AND_PROOF",
+    "AGGREGATE_AND_PROOF_V2",
+    "DEPOSIT",
+    "RANDAO_REVEAL",
+    "VOLUNTARY_EXIT",
+    "SYNC_COMMITTEE_MESSAGE",
+    "SYNC_COMMITTEE_SELECTION_PROOF",
+    "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF",
+    "VALIDATOR_REGISTRATION",
+];
+
+fn field<T: DeserializeOwned>(body: &serde_json::Value, name: &str) -> Result<T, RequestError> {
+    let value = body.get(name).ok_or_else(|| RequestError::InvalidField {
+        path: name.to_string(),
+        reason: "missing".to_string(),
+    })?;
+    typed(value, name)
+}
+
+fn typed<T: DeserializeOwned>(value: &serde_json::Value, prefix: &str) -> Result<T, RequestError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = if inner == "." || inner.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{inner}")
+        };
+        RequestError::InvalidField {
+            path,
+            reason: e.into_inner().to_string(),
+        }
+    })
+}
+
+fn require_fork_info(common: &Common) -> Result<&ForkInfo, RequestError> {
+    common
+        .fork_info
+        .as_ref()
+        .ok_or_else(|| RequestError::InvalidField {
+            path: "fork_info".to_string(),
+            reason: "missing".to_string(),
+        })
+}
+
+fn domain_at(fork_info: &ForkInfo, domain_type: DomainType, epoch: u64) -> Root {
+    compute_domain(
+        domain_type,
+        fork_version_at(&fork_info.fork, epoch),
+        fork_info.genesis_validators_root,
+    )
+}
+
+fn epoch_of(slot: u64, network: &NetworkConfig) -> u64 {
+    slot / network.slots_per_epoch
+}
+
+fn require_mainnet_limits(network: &NetworkConfig, what: &str) -> Result<(), RequestError> {
+    if network.has_mainnet_limits() {
+        Ok(())
+    } else {
+        Err(RequestError::Unsupported(format!(
+            "{what} depends on preset list sizes; palisade implements the mainnet preset only, not `{}`",
+            network.preset
+        )))
+    }
+}
+
+/// Parses one signing request body and computes its signing root.
+///
+/// `body` is the JSON request; `network` supplies the genesis fork version
+/// (VALIDATOR_REGISTRATION), the Capella version for exits from Deneb on (EIP-7044) and
+/// `SLOTS_PER_EPOCH`. Blocks use the fork at the slot's epoch, attestations and aggregates
+/// the fork at the target epoch, DEPOSIT the request's `genesis_fork_version` with a zero
+/// genesis validators root.
+///
+/// # Errors
+/// [`RequestError`] naming the field for a malformed body, an unknown `type`, or a
+/// `signingRoot` that differs from the computed one.
+pub fn plan(
+    body: &serde_json::Value,
+    network: &NetworkConfig,
+) -> Result<SigningPlan, RequestError> {
+    let kind_str = body
+        .get("type")
+        .ok_or(RequestError::MissingType)?
+        .as_str()
+        .ok_or_else(|| RequestError::InvalidField {
+            path: "type".into(),
+            reason: "must be a string".into(),
+        })?;
+    let kind = SIGNING_TYPES
+        .iter()
+        .find(|t| **t == kind_str)
+        .copied()
+        .ok_or_else(|| RequestError::UnknownType(kind_str.to_string()))?;
+    let common: Common = typed(body, "").map_err(|e| match e {
+        RequestError::InvalidField { path, reason } => RequestError::InvalidField {
+            path: path.trim_start_matches('.').to_string(),
+            reason,
+        },
+        other => other,
+    })?;
+
+    let (signing_root, protected) = match kind {
+        "BLOCK" => {
+            let fi = require_fork_info(&common)?;
+            let block: BeaconBlock<BeaconBlockBodyPhase0> = field(body, "block")?;
+            block_root(fi, &block.header(), network)
+        }
+        "BLOCK_V2" => {
+            let fi = require_fork_info(&common)?;
+            let bb: BeaconBlockV2 = field(body, "beacon_block")?;
+            let version =
+                ForkName::parse(&bb.version).ok_or_else(|| RequestError::InvalidField {
+                    path: "beacon_block.version".into(),
+                    reason: format!("unknown fork `{}`", bb.version),
+                })?;
+            let header = match (bb.block_header, bb.block) {
+                (Some(header), _) => header,
+                (None, Some(block)) => match version {
+                    ForkName::Phase0 => {
+                        typed::<BeaconBlock<BeaconBlockBodyPhase0>>(&block, "beacon_block.block")?
+                            .header()
+                    }
+                    ForkName::Altair => {
+                        require_mainnet_limits(network, "an ALTAIR block body")?;
+                        typed::<BeaconBlock<BeaconBlockBodyAltair>>(&block, "beacon_block.block")?
+                            .header()
+                    }
+                    _ => {
+                        return Err(RequestError::InvalidField {
+                            path: "beacon_block.block_header".into(),
+                            reason: format!(
+                                "missing: from BELLATRIX on ({}) send block_header",
+                                bb.version
+                            ),
+                        });
+                    }
+                },
+                (None, None) => {
+                    return Err(RequestError::InvalidField {
+                        path: "beacon_block.block_header".into(),
+                        reason: "missing (neither block nor block_header given)".into(),
+                    });
+                }
+            };
+            block_root(fi, &header, network)
+        }
+        "ATTESTATION" => {
+            let fi = require_fork_info(&common)?;
+            let data: AttestationData = field(body, "attestation")?;
+            let root = compute_signing_root(
+                data.tree_hash_root(),
+                domain_at(fi, domain::BEACON_ATTESTER, data.target.epoch),
+            );
+            let msg = ProtectedMessage::Attestation {
+                source: data.source.epoch,
+                target: data.target.epoch,
+            };
+            (root, Some((msg, fi.genesis_validators_root)))
+        }
+        "AGGREGATION_SLOT" => {
+            let fi = require_fork_info(&common)?;
+            let a: AggregationSlot = field(body, "aggregation_slot")?;
+            let d = domain_at(fi, domain::SELECTION_PROOF, epoch_of(a.slot, network));
+            (compute_signing_root(a.slot.tree_hash_root(), d), None)
+        }
+        "AGGREGATE_AND_PROOF" => {
+            let fi = require_fork_info(&common)?;
+            let a: AggregateAndProof = field(body, "aggregate_and_proof")?;
+            let d = domain_at(
+                fi,
+                domain::AGGREGATE_AND_PROOF,
+                a.aggregate.data.target.epoch,
+            );
+            (compute_signing_root(a.tree_hash_root(), d), None)
+        }
+        "AGGREGATE_AND_PROOF_V2" => {
+            let fi = require_fork_info(&common)?;
+            let raw: serde_json::Value = field(body, "aggregate_and_proof")?;
+            // Web3Signer wraps the object as {version, data}; accept a bare object too and
+            // tell the two container shapes apart by `committee_bits`.
+            let (version, data, path) = match (raw.get("version"), raw.get("data")) {
+                (Some(v), Some(d)) => {
+                    let name = v.as_str().unwrap_or_default();
+                    let fork = ForkName::parse(name).ok_or_else(|| RequestError::InvalidField {
+                        path: "aggregate_and_proof.version".into(),
+                        reason: format!("unknown fork `{name}`"),
+                    })?;
+                    (Some(fork), d.clone(), "aggregate_and_proof.data")
+                }
+                _ => (None, raw.clone(), "aggregate_and_proof"),
+            };
+            let electra = match version {
+                Some(f) => f >= ForkName::Electra,
+                None => data
+                    .get("aggregate")
+                    .and_then(|a| a.get("committee_bits"))
+                    .is_some(),
+            };
+            let (object_root, target) = if electra {
+                require_mainnet_limits(network, "an ELECTRA aggregate")?;
+                let a: AggregateAndProofElectra = typed(&data, path)?;
+                (a.tree_hash_root(), a.aggregate.data.target.epoch)
+            } else {
+                let a: AggregateAndProof = typed(&data, path)?;
+                (a.tree_hash_root(), a.aggregate.data.target.epoch)
+            };
+            let d = domain_at(fi, domain::AGGREGATE_AND_PROOF, target);
+            (compute_signing_root(object_root, d), None)
+        }
+        "DEPOSIT" => {
+            let dep: DepositRequest = field(body, "deposit")?;
+            let message = DepositMessage {
+                pubkey: dep.pubkey,
+                withdrawal_credentials: dep.withdrawal_credentials,
+                amount: dep.amount,
+            };
+            let d = compute_domain(domain::DEPOSIT, dep.genesis_fork_version, Root::ZERO);
+            (compute_signing_root(message.tree_hash_root(), d), None)
+        }
+        "RANDAO_REVEAL" => {
+            let fi = require_fork_info(&common)?;
+            let r: RandaoReveal = field(body, "randao_reveal")?;
+            let d = domain_at(fi, domain::RANDAO, r.epoch);
+            (compute_signing_root(r.epoch.tree_hash_root(), d), None)
+        }
+        "VOLUNTARY_EXIT" => {
+            let fi = require_fork_info(&common)?;
+            let exit: VoluntaryExit = field(body, "voluntary_exit")?;
+            // EIP-7044: from Deneb on, exits are signed with the Capella fork version.
+            let state_fork = network.fork_of_version(&fi.fork.current_version);
+            let d = match (state_fork, network.fork_version(ForkName::Capella)) {
+                (Some(f), Some(capella)) if f >= ForkName::Deneb => {
+                    compute_domain(domain::VOLUNTARY_EXIT, capella, fi.genesis_validators_root)
+                }
+                _ => domain_at(fi, domain::VOLUNTARY_EXIT, exit.epoch),
+            };
+            (compute_signing_root(exit.tree_hash_root(), d), None)
+        }
+        "SYNC_COMMITTEE_MESSAGE" => {
+            let fi = require_fork_info(&common)?;
+            let m: SyncCommitteeMessageRequest = field(body, "sync_committee_message")?;
+            let d = domain_at(fi, domain::SYNC_COMMITTEE, epoch_of(m.slot, network));
+            (compute_signing_root(m.beacon_block_root, d), None)
+        }
+        "SYNC_COMMITTEE_SELECTION_PROOF" => {
+            let fi = require_fork_info(&common)?;
+            let s: SyncAggregatorSelectionData = field(body, "sync_aggregator_selection_data")?;
+            let d = domain_at(
+                fi,
+                domain::SYNC_COMMITTEE_SELECTION_PROOF,
+                epoch_of(s.slot, network),
+            );
+            (compute_signing_root(s.tree_hash_root(), d), None)
+        }
+        "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF" => {
+            let fi = require_fork_info(&common)?;
+            require_mainnet_limits(network, "a sync committee contribution")?;
+            let c: ContributionAndProof = field(body, "contribution_and_proof")?;
+            let d = domain_at(
+                fi,
+                domain::CONTRIBUTION_AND_PROOF,
+                epoch_of(c.contribution.slot, network),
+            );
+            (compute_signing_root(c.tree_hash_root(), d), None)
+        }
+        "VALIDATOR_REGISTRATION" => {
+            let r: ValidatorRegistration = field(body, "validator_registration")?;
+            let d = compute_domain(
+                domain::APPLICATION_BUILDER,
+                network.genesis_fork_version,
+                Root::ZERO,
+            );
+            (compute_signing_root(r.tree_hash_root(), d), None)
+        }
+        _ => unreachable!("SIGNING_TYPES is exhaustive"),
+    };
+
+    if let Some(sent) = common.signing_root
+        && sent != signing_root
+    {
+        return Err(RequestError::SigningRootMismatch {
+            sent: format!("{sent}"),
+            computed: format!("{signing_root}"),
+        });
+    }
+    Ok(SigningPlan {
+        kind,
+        signing_root,
+        protected,
+    })
+}
+
+fn block_root(
+    fi: &ForkInfo,
+    header: &BeaconBlockHeader,
+    network: &NetworkConfig,
+) -> (Root, Option<(ProtectedMessage, Root)>) {
+    let d = domain_at(fi, domain::BEACON_PROPOSER, epoch_of(header.slot, network));
+    let root = compute_signing_root(header.tree_hash_root(), d);
+    (
+        root,
+        Some((
+            ProtectedMessage::Block { slot: header.slot },
+            fi.genesis_validators_root,
+        )),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mainnet() -> NetworkConfig {
+        NetworkConfig::from_name_or_path("mainnet").unwrap()
+    }
+
+    fn fork_info() -> serde_json::Value {
+        json!({"fork": {"previous_version": "0x00000000", "current_version": "0x00000000", "epoch": "0"},
+               "genesis_validators_root": format!("0x{}", "11".repeat(32))})
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let body = json!({"type": "ATTESTATION", "fork_info": fork_info(),
+            "attestation": {"slot": "1", "index": "0", "beacon_block_root": "0x00",
+              "source": {"epoch": "0", "root": format!("0x{}", "00".repeat(32))},
+              "target": {"epoch": "1", "root": format!("0x{}", "00".repeat(32))}}});
+        let err = plan(&body, &mainnet()).unwrap_err();
+        match err {
+            RequestError::InvalidField { path, .. } => {
+                assert_eq!(path, "attestation.beacon_block_root")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let err = plan(
+            &json!({"type": "RANDAO_REVEAL", "randao_reveal": {"epoch": "1"}}),
+            &mainnet(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            RequestError::InvalidField {
+                path: "fork_info".into(),
+                reason: "missing".into()
+            }
+        );
+        assert_eq!(
+            plan(&json!({"type": "NOPE"}), &mainnet()).unwrap_err(),
+            RequestError::UnknownType("NOPE".into())
+        );
+        assert_eq!(
+            plan(&json!({}), &mainnet()).unwrap_err(),
+            RequestError::MissingType
+        );
+    }
+
+    #[test]
+    fn attestation_is_protected_with_its_epochs() {
+        let root = format!("0x{}", "00".repeat(32));
+        let body = json!({"type": "ATTESTATION", "fork_info": fork_info(),
+            "attestation": {"slot": "64", "index": "0", "beacon_block_root": root,
+              "source": {"epoch": "1", "root": root}, "target": {"epoch": "2", "root": root}}});
+        let p = plan(&body, &mainnet()).unwrap();
+        assert_eq!(
+            p.protected.unwrap().0,
+            ProtectedMessage::Attestation {
+                source: 1,
+                target: 2
+            }
+        );
+    }
+
+    #[test]
+    fn signing_root_mismatch_is_refused() {
+        let body = json!({"type": "RANDAO_REVEAL", "fork_info": fork_info(), "randao_reveal": {"epoch": "3"},
+            "signingRoot": format!("0x{}", "22".repeat(32))});
+        assert!(matches!(
+            plan(&body, &mainnet()),
+            Err(RequestError::SigningRootMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,3 @@
+//! What exactly is being signed, per chain: pure functions, no I/O.
+
+pub mod eth2;

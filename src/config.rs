@@ -1,0 +1,196 @@
+//! Configuration of `palisade serve`: TOML file < environment (`PALISADE_<FLAG>`) < flags.
+//!
+//! Flag names mirror Web3Signer's where the meaning is the same. The TOML file uses the
+//! flag names as keys (`http-listen-port = 9000`).
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// Command line of the `palisade` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "Remote signer for proof-of-stake validators"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Web3Signer-compatible eth2 signing API.
+    Serve(Box<ServeArgs>),
+}
+
+/// Flags of `palisade serve`. Every field is optional here; [`ServeArgs::resolve`] applies the
+/// file and the defaults.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML config file; its keys are the flag names.
+    #[arg(long, env = "PALISADE_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "PALISADE_HTTP_LISTEN_HOST")]
+    pub http_listen_host: Option<String>,
+    /// Port to listen on; 0 picks a free port [default: 9000].
+    #[arg(long, env = "PALISADE_HTTP_LISTEN_PORT")]
+    pub http_listen_port: Option<u16>,
+    /// Directory for palisade's own files [default: ./palisade-data].
+    #[arg(long, env = "PALISADE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// mainnet, sepolia, holesky, hoodi, gnosis, minimal, or a consensus-spec config.yaml [default: mainnet].
+    #[arg(long, env = "PALISADE_NETWORK")]
+    pub network: Option<String>,
+    /// Directory of EIP-2335 keystores (`*.json`) [default: ./keystores when nothing else is given].
+    #[arg(long, env = "PALISADE_KEYSTORES_PATH")]
+    pub keystores_path: Option<PathBuf>,
+    /// Directory of `<keystore file stem>.txt` password files [default: the keystores directory].
+    #[arg(long, env = "PALISADE_KEYSTORES_PASSWORDS_PATH")]
+    pub keystores_passwords_path: Option<PathBuf>,
+    /// One password file for all keystores.
+    #[arg(
+        long,
+        env = "PALISADE_KEYSTORES_PASSWORD_FILE",
+        conflicts_with = "keystores_passwords_path"
+    )]
+    pub keystores_password_file: Option<PathBuf>,
+    /// Directory of Web3Signer-style YAML key files (file-keystore, file-raw).
+    #[arg(long, env = "PALISADE_KEY_CONFIG_PATH")]
+    pub key_config_path: Option<PathBuf>,
+    /// Slashing-protection database URL [default: sqlite://<data-dir>/slashing-protection.sqlite].
+    #[arg(long, env = "PALISADE_SLASHING_PROTECTION_DB_URL")]
+    pub slashing_protection_db_url: Option<String>,
+}
+
+/// Errors resolving the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+/// The resolved configuration of `palisade serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub http_listen_host: String,
+    pub http_listen_port: u16,
+    pub data_dir: PathBuf,
+    pub network: String,
+    pub keys: crate::keys::KeySources,
+    pub slashing_protection_db_url: String,
+}
+
+macro_rules! merge {
+    ($flags:ident, $file:ident, $($field:ident),*) => {
+        ServeArgs { config: $flags.config.clone(), $($field: $flags.$field.clone().or($file.$field.clone()),)* }
+    };
+}
+
+impl ServeArgs {
+    /// Merges the TOML file named by `--config` (lowest precedence) under these flags and
+    /// environment values, then applies the defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError::File`] if the file cannot be read or has unknown keys.
+    pub fn resolve(&self) -> Result<ServeConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => ServeArgs::default(),
+        };
+        let flags = self;
+        let m = merge!(
+            flags,
+            file,
+            http_listen_host,
+            http_listen_port,
+            data_dir,
+            network,
+            keystores_path,
+            keystores_passwords_path,
+            keystores_password_file,
+            key_config_path,
+            slashing_protection_db_url
+        );
+        let data_dir = m
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./palisade-data"));
+        let keystores_path = match (&m.keystores_path, &m.key_config_path) {
+            (Some(p), _) => Some(p.clone()),
+            (None, None) => Some(PathBuf::from("./keystores")),
+            (None, Some(_)) => None,
+        };
+        let db_url = m.slashing_protection_db_url.unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                data_dir.join("slashing-protection.sqlite").display()
+            )
+        });
+        Ok(ServeConfig {
+            http_listen_host: m.http_listen_host.unwrap_or_else(|| "127.0.0.1".into()),
+            http_listen_port: m.http_listen_port.unwrap_or(9000),
+            data_dir,
+            network: m.network.unwrap_or_else(|| "mainnet".into()),
+            keys: crate::keys::KeySources {
+                keystores_path,
+                keystores_passwords_path: m.keystores_passwords_path,
+                keystores_password_file: m.keystores_password_file,
+                key_config_path: m.key_config_path,
+            },
+            slashing_protection_db_url: db_url,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
+    let fail = |reason: String| ConfigError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    toml::from_str(&text).map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_precedence() {
+        let c = ServeArgs::default().resolve().unwrap();
+        assert_eq!(c.http_listen_port, 9000);
+        assert_eq!(c.http_listen_host, "127.0.0.1");
+        assert_eq!(c.keys.keystores_path, Some(PathBuf::from("./keystores")));
+        assert_eq!(
+            c.slashing_protection_db_url,
+            "sqlite://./palisade-data/slashing-protection.sqlite"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.toml");
+        std::fs::write(&f, "http-listen-port = 9100\nnetwork = \"hoodi\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(f.clone()),
+            http_listen_port: Some(9200),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.http_listen_port, 9200, "flag wins over file");
+        assert_eq!(c.network, "hoodi", "file fills what flags leave");
+
+        std::fs::write(&f, "no-such-key = 1\n").unwrap();
+        let err = ServeArgs {
+            config: Some(f),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("no-such-key"), "{err}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Signature schemes. Secret keys are zeroized on drop and never `Debug`/`Display`ed.
+
+pub mod bls;

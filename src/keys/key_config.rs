@@ -1,0 +1,116 @@
+//! Web3Signer-style YAML key files (camelCase fields), one key per file:
+//!
+//! ```yaml
+//! type: file-keystore
+//! keyType: BLS
+//! keystoreFile: /path/keystore.json
+//! keystorePasswordFile: /path/keystore.txt
+//! ```
+//! ```yaml
+//! type: file-raw
+//! keyType: BLS
+//! privateKey: 0x…   # 32-byte hex
+//! ```
+//! Relative paths are resolved against the YAML file's directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::{Job, LoadError};
+
+#[derive(Deserialize)]
+#[serde(tag = "type")]
+enum KeyConfig {
+    #[serde(rename = "file-keystore", rename_all = "camelCase")]
+    FileKeystore {
+        #[serde(default)]
+        key_type: Option<String>,
+        keystore_file: PathBuf,
+        keystore_password_file: PathBuf,
+    },
+    #[serde(rename = "file-raw", rename_all = "camelCase")]
+    FileRaw {
+        #[serde(default)]
+        key_type: Option<String>,
+        private_key: Zeroizing<String>,
+    },
+}
+
+fn check_key_type(key_type: &Option<String>, file: &Path) -> Result<(), LoadError> {
+    match key_type.as_deref() {
+        None | Some("BLS") => Ok(()),
+        Some(other) => Err(LoadError {
+            file: file.to_path_buf(),
+            reason: format!("keyType `{other}` is not supported for eth2 (BLS expected)"),
+        }),
+    }
+}
+
+/// Reads every `*.yaml`/`*.yml` in `dir`; returns the keys to load and the files that failed.
+pub(crate) fn jobs(dir: &Path) -> Result<(Vec<Job>, Vec<LoadError>), LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| LoadError {
+        file: dir.to_path_buf(),
+        reason: format!("cannot read key config directory: {e}"),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let mut jobs = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        match job(&file) {
+            Ok(j) => jobs.push(j),
+            Err(e) => errors.push(e),
+        }
+    }
+    Ok((jobs, errors))
+}
+
+fn job(file: &Path) -> Result<Job, LoadError> {
+    let fail = |reason: String| LoadError {
+        file: file.to_path_buf(),
+        reason,
+    };
+    let text = Zeroizing::new(
+        std::fs::read_to_string(file).map_err(|e| fail(format!("cannot read: {e}")))?,
+    );
+    // serde_norway's messages quote the offending input only for syntax errors, which
+    // cannot carry a complete key; still, keep only the location to be safe.
+    let config: KeyConfig = serde_norway::from_str(&text).map_err(|e| {
+        let loc = e.location().map(|l| format!(" at line {}", l.line())).unwrap_or_default();
+        let kind = if text.contains("type:") {
+            "unknown `type` or missing field (file-keystore: keystoreFile, keystorePasswordFile; file-raw: privateKey)"
+        } else {
+            "missing `type`"
+        };
+        fail(format!("invalid key config{loc}: {kind}"))
+    })?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    match config {
+        KeyConfig::FileKeystore {
+            key_type,
+            keystore_file,
+            keystore_password_file,
+        } => {
+            check_key_type(&key_type, file)?;
+            Ok(Job::Keystore {
+                file: base.join(keystore_file),
+                password_file: base.join(keystore_password_file),
+            })
+        }
+        KeyConfig::FileRaw {
+            key_type,
+            private_key,
+        } => {
+            check_key_type(&key_type, file)?;
+            Ok(Job::Raw {
+                file: file.to_path_buf(),
+                secret_hex: private_key,
+            })
+        }
+    }
+}

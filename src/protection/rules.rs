@@ -1,0 +1,337 @@
+//! Ethereum slashing rules (EIP-3076 with full history): pure functions over the
+//! records a store has fetched. No I/O here.
+//!
+//! The store passes every record that could conflict (same slot; same target; any
+//! attestation that surrounds or is surrounded by the new one) and the validator's low
+//! watermarks; the rules decide.
+
+/// A signing root (32 bytes), or `None` where a record (e.g. an imported one) has none.
+pub type SigningRoot = Option<[u8; 32]>;
+
+/// A recorded block proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedBlock {
+    pub slot: u64,
+    pub signing_root: SigningRoot,
+}
+
+/// A recorded attestation, by source and target epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedAttestation {
+    pub source_epoch: u64,
+    pub target_epoch: u64,
+    pub signing_root: SigningRoot,
+}
+
+/// Per-validator low watermarks (EIP-3076 import conditions). Palisade's own signing never
+/// sets them; imports and pruning do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LowWatermarks {
+    /// No block at or below this slot is signed unless it repeats a record.
+    pub slot: Option<u64>,
+    /// No attestation with a source below this epoch is signed unless it repeats a record.
+    pub source_epoch: Option<u64>,
+    /// No attestation with a target at or below this epoch is signed unless it repeats a record.
+    pub target_epoch: Option<u64>,
+}
+
+/// What to do with a message that is not slashable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// New message: record it, then sign.
+    SignAndRecord,
+    /// Exactly repeats a recorded message (same slot or target and same signing root): sign
+    /// again without a new record.
+    SignRepeat,
+}
+
+/// Why a message is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("double block proposal at slot {slot}: a different block is already signed there")]
+    DoubleProposal { slot: u64 },
+    #[error("block at slot {slot} is at or below the low slot watermark {watermark}")]
+    BlockBelowWatermark { slot: u64, watermark: u64 },
+    #[error(
+        "attestation source epoch {source_epoch} is greater than its target epoch {target_epoch}"
+    )]
+    SourceAfterTarget {
+        source_epoch: u64,
+        target_epoch: u64,
+    },
+    #[error(
+        "double vote at target epoch {target_epoch}: a different attestation is already signed there"
+    )]
+    DoubleVote { target_epoch: u64 },
+    #[error(
+        "surround vote: attestation {source_epoch}->{target_epoch} surrounds the signed attestation {existing_source}->{existing_target}"
+    )]
+    SurroundsExisting {
+        source_epoch: u64,
+        target_epoch: u64,
+        existing_source: u64,
+        existing_target: u64,
+    },
+    #[error(
+        "surround vote: attestation {source_epoch}->{target_epoch} is surrounded by the signed attestation {existing_source}->{existing_target}"
+    )]
+    SurroundedByExisting {
+        source_epoch: u64,
+        target_epoch: u64,
+        existing_source: u64,
+        existing_target: u64,
+    },
+    #[error(
+        "attestation source epoch {source_epoch} is below the low source watermark {watermark}"
+    )]
+    SourceBelowWatermark { source_epoch: u64, watermark: u64 },
+    #[error(
+        "attestation target epoch {target_epoch} is at or below the low target watermark {watermark}"
+    )]
+    TargetBelowWatermark { target_epoch: u64, watermark: u64 },
+}
+
+/// Checks a block proposal at `slot` with `signing_root` against the record at the same slot
+/// (if any) and the low slot watermark.
+///
+/// # Errors
+/// [`Violation::DoubleProposal`] if a record at `slot` has another or no signing root;
+/// [`Violation::BlockBelowWatermark`] if `slot` is at or below the watermark and does not repeat a record.
+pub fn check_block(
+    same_slot: Option<&SignedBlock>,
+    watermarks: &LowWatermarks,
+    slot: u64,
+    signing_root: [u8; 32],
+) -> Result<Decision, Violation> {
+    if let Some(existing) = same_slot {
+        debug_assert_eq!(existing.slot, slot);
+        return if existing.signing_root == Some(signing_root) {
+            Ok(Decision::SignRepeat)
+        } else {
+            Err(Violation::DoubleProposal { slot })
+        };
+    }
+    if let Some(w) = watermarks.slot
+        && slot <= w
+    {
+        return Err(Violation::BlockBelowWatermark { slot, watermark: w });
+    }
+    Ok(Decision::SignAndRecord)
+}
+
+/// Checks an attestation `source_epoch -> target_epoch` with `signing_root` against the
+/// records that may conflict with it and the low watermarks.
+///
+/// `candidates` may contain any records; only those at the same target or in a surround
+/// relation matter.
+///
+/// # Errors
+/// The first [`Violation`] found, in this order: source after target, double vote,
+/// surround (either way), watermarks.
+pub fn check_attestation(
+    candidates: &[SignedAttestation],
+    watermarks: &LowWatermarks,
+    source_epoch: u64,
+    target_epoch: u64,
+    signing_root: [u8; 32],
+) -> Result<Decision, Violation> {
+    if source_epoch > target_epoch {
+        return Err(Violation::SourceAfterTarget {
+            source_epoch,
+            target_epoch,
+        });
+    }
+    let mut repeat = false;
+    for r in candidates {
+        if r.target_epoch == target_epoch {
+            // An identical (target, root) is a repeat only if the source also matches;
+            // a different source at the same target is a different vote.
+            if r.signing_root == Some(signing_root) && r.source_epoch == source_epoch {
+                repeat = true;
+                continue;
+            }
+            return Err(Violation::DoubleVote { target_epoch });
+        }
+    }
+    for r in candidates {
+        if r.target_epoch == target_epoch {
+            continue;
+        }
+        if source_epoch < r.source_epoch && r.target_epoch < target_epoch {
+            return Err(Violation::SurroundsExisting {
+                source_epoch,
+                target_epoch,
+                existing_source: r.source_epoch,
+                existing_target: r.target_epoch,
+            });
+        }
+        if r.source_epoch < source_epoch && target_epoch < r.target_epoch {
+            return Err(Violation::SurroundedByExisting {
+                source_epoch,
+                target_epoch,
+                existing_source: r.source_epoch,
+                existing_target: r.target_epoch,
+            });
+        }
+    }
+    if repeat {
+        return Ok(Decision::SignRepeat);
+    }
+    if let Some(w) = watermarks.source_epoch
+        && source_epoch < w
+    {
+        return Err(Violation::SourceBelowWatermark {
+            source_epoch,
+            watermark: w,
+        });
+    }
+    if let Some(w) = watermarks.target_epoch
+        && target_epoch <= w
+    {
+        return Err(Violation::TargetBelowWatermark {
+            target_epoch,
+            watermark: w,
+        });
+    }
+    Ok(Decision::SignAndRecord)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: [u8; 32] = [0xaa; 32];
+    const B: [u8; 32] = [0xbb; 32];
+    const NONE: LowWatermarks = LowWatermarks {
+        slot: None,
+        source_epoch: None,
+        target_epoch: None,
+    };
+
+    fn att(s: u64, t: u64, root: SigningRoot) -> SignedAttestation {
+        SignedAttestation {
+            source_epoch: s,
+            target_epoch: t,
+            signing_root: root,
+        }
+    }
+
+    #[test]
+    fn blocks() {
+        let rec = SignedBlock {
+            slot: 5,
+            signing_root: Some(A),
+        };
+        assert_eq!(check_block(None, &NONE, 5, A), Ok(Decision::SignAndRecord));
+        assert_eq!(
+            check_block(Some(&rec), &NONE, 5, A),
+            Ok(Decision::SignRepeat)
+        );
+        assert_eq!(
+            check_block(Some(&rec), &NONE, 5, B),
+            Err(Violation::DoubleProposal { slot: 5 })
+        );
+        let no_root = SignedBlock {
+            slot: 5,
+            signing_root: None,
+        };
+        assert_eq!(
+            check_block(Some(&no_root), &NONE, 5, A),
+            Err(Violation::DoubleProposal { slot: 5 })
+        );
+        let w = LowWatermarks {
+            slot: Some(10),
+            ..NONE
+        };
+        assert_eq!(
+            check_block(None, &w, 10, A),
+            Err(Violation::BlockBelowWatermark {
+                slot: 10,
+                watermark: 10
+            })
+        );
+        assert_eq!(check_block(None, &w, 11, A), Ok(Decision::SignAndRecord));
+        // an exact repeat below the watermark is still signed
+        let rec3 = SignedBlock {
+            slot: 3,
+            signing_root: Some(A),
+        };
+        assert_eq!(check_block(Some(&rec3), &w, 3, A), Ok(Decision::SignRepeat));
+    }
+
+    #[test]
+    fn attestations() {
+        let recs = [att(2, 3, Some(A))];
+        assert_eq!(
+            check_attestation(&[], &NONE, 4, 3, A),
+            Err(Violation::SourceAfterTarget {
+                source_epoch: 4,
+                target_epoch: 3
+            })
+        );
+        assert_eq!(
+            check_attestation(&recs, &NONE, 2, 3, A),
+            Ok(Decision::SignRepeat)
+        );
+        assert_eq!(
+            check_attestation(&recs, &NONE, 2, 3, B),
+            Err(Violation::DoubleVote { target_epoch: 3 })
+        );
+        assert_eq!(
+            check_attestation(&recs, &NONE, 1, 3, A),
+            Err(Violation::DoubleVote { target_epoch: 3 })
+        );
+        assert_eq!(
+            check_attestation(&[att(2, 3, None)], &NONE, 2, 3, A),
+            Err(Violation::DoubleVote { target_epoch: 3 })
+        );
+        assert!(matches!(
+            check_attestation(&recs, &NONE, 1, 4, A),
+            Err(Violation::SurroundsExisting { .. })
+        ));
+        let wide = [att(1, 10, Some(A))];
+        assert!(matches!(
+            check_attestation(&wide, &NONE, 2, 9, B),
+            Err(Violation::SurroundedByExisting { .. })
+        ));
+        // same source, later target: fine; out of order but not conflicting: fine
+        assert_eq!(
+            check_attestation(&recs, &NONE, 2, 4, B),
+            Ok(Decision::SignAndRecord)
+        );
+        assert_eq!(
+            check_attestation(&[att(5, 6, Some(A))], &NONE, 1, 2, B),
+            Ok(Decision::SignAndRecord)
+        );
+        // source == target is allowed
+        assert_eq!(
+            check_attestation(&[], &NONE, 3, 3, A),
+            Ok(Decision::SignAndRecord)
+        );
+    }
+
+    #[test]
+    fn attestation_watermarks() {
+        let w = LowWatermarks {
+            source_epoch: Some(5),
+            target_epoch: Some(7),
+            ..NONE
+        };
+        assert!(matches!(
+            check_attestation(&[], &w, 4, 8, A),
+            Err(Violation::SourceBelowWatermark { .. })
+        ));
+        assert!(matches!(
+            check_attestation(&[], &w, 5, 7, A),
+            Err(Violation::TargetBelowWatermark { .. })
+        ));
+        assert_eq!(
+            check_attestation(&[], &w, 5, 8, A),
+            Ok(Decision::SignAndRecord)
+        );
+        assert_eq!(
+            check_attestation(&[att(3, 6, Some(A))], &w, 3, 6, A),
+            Ok(Decision::SignRepeat)
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! The embedded [`ProtectionStore`]: SQLite through `sqlx`, WAL journal, `synchronous=FULL`
+//! (a commit is on disk before it returns), migrations from `migrations/sqlite/`.
+//!
+//! Writers take the database lock at `BEGIN IMMEDIATE`, so check-and-record transactions
+//! are serialised and never fail on a lock upgrade.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use super::rules::{self, Decision, LowWatermarks, SignedAttestation, SignedBlock};
+use super::{ProtectedMessage, ProtectionError, ProtectionStore, ValidatorHistory, to_db};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite-backed slashing protection.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    validator_ids: RwLock<HashMap<[u8; 48], i64>>,
+    bound_root: OnceLock<[u8; 32]>,
+}
+
+fn root_of(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
+    v.and_then(|b| b.try_into().ok())
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at a `sqlite://PATH` URL and applies migrations.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`] if the file cannot be opened or migrated.
+    pub async fn open(url: &str) -> Result<Self, ProtectionError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                ProtectionError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| ProtectionError::Unavailable(format!("migration failed: {e}")))?;
+        Ok(SqliteStore {
+            pool,
+            validator_ids: RwLock::new(HashMap::new()),
+            bound_root: OnceLock::new(),
+        })
+    }
+
+    async fn validator_id(
+        conn: &mut SqliteConnection,
+        public_key: &[u8; 48],
+    ) -> Result<i64, ProtectionError> {
+        sqlx::query(
+            "INSERT INTO validators (public_key) VALUES (?) ON CONFLICT (public_key) DO NOTHING",
+        )
+        .bind(public_key.as_slice())
+        .execute(&mut *conn)
+        .await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM validators WHERE public_key = ?")
+            .bind(public_key.as_slice())
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(id)
+    }
+
+    async fn watermarks(
+        conn: &mut SqliteConnection,
+        validator: i64,
+    ) -> Result<LowWatermarks, ProtectionError> {
+        let row = sqlx::query(
+            "SELECT slot, source_epoch, target_epoch FROM low_watermarks WHERE validator_id = ?",
+        )
+        .bind(validator)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(match row {
+            None => LowWatermarks::default(),
+            Some(r) => LowWatermarks {
+                slot: r.get::<Option<i64>, _>(0).map(|v| v as u64),
+                source_epoch: r.get::<Option<i64>, _>(1).map(|v| v as u64),
+                target_epoch: r.get::<Option<i64>, _>(2).map(|v| v as u64),
+            },
+        })
+    }
+
+    /// Binds the database to `root` if unbound; refuses another root. Runs inside the caller's transaction.
+    async fn bind_genesis(
+        &self,
+        conn: &mut SqliteConnection,
+        root: [u8; 32],
+    ) -> Result<(), ProtectionError> {
+        if let Some(bound) = self.bound_root.get() {
+            return check_root(bound, &root);
+        }
+        let existing: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT genesis_validators_root FROM metadata WHERE id = 1")
+                .fetch_optional(&mut *conn)
+                .await?;
+        match root_of(existing) {
+            Some(bound) => {
+                let _ = self.bound_root.set(bound);
+                check_root(&bound, &root)
+            }
+            None => {
+                sqlx::query("INSERT INTO metadata (id, genesis_validators_root) VALUES (1, ?)")
+                    .bind(root.as_slice())
+                    .execute(&mut *conn)
+                    .await?;
+                // Cached only after the commit (see check_and_record).
+                Ok(())
+            }
+        }
+    }
+}
+
+fn check_root(bound: &[u8; 32], requested: &[u8; 32]) -> Result<(), ProtectionError> {
+    if bound == requested {
+        Ok(())
+    } else {
+        Err(ProtectionError::GenesisMismatch {
+            requested: format!("0x{}", hex::encode(requested)),
+            bound: format!("0x{}", hex::encode(bound)),
+        })
+    }
+}
+
+#[async_trait]
+impl ProtectionStore for SqliteStore {
+    async fn register_validators(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
+        let mut sorted = public_keys.to_vec();
+        sorted.sort_unstable();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut ids = Vec::with_capacity(sorted.len());
+        for pk in &sorted {
+            ids.push((*pk, Self::validator_id(&mut tx, pk).await?));
+        }
+        tx.commit().await?;
+        self.validator_ids.write().extend(ids);
+        Ok(())
+    }
+
+    async fn check_and_record(
+        &self,
+        public_key: &[u8; 48],
+        genesis_validators_root: [u8; 32],
+        message: ProtectedMessage,
+        signing_root: [u8; 32],
+    ) -> Result<Decision, ProtectionError> {
+        if let Some(bound) = self.bound_root.get() {
+            check_root(bound, &genesis_validators_root)?;
+        }
+        let cached_id = self.validator_ids.read().get(public_key).copied();
+        // Any early return drops `tx`, which rolls back: nothing is written on error.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        self.bind_genesis(&mut tx, genesis_validators_root).await?;
+        let validator = match cached_id {
+            Some(id) => id,
+            None => Self::validator_id(&mut tx, public_key).await?,
+        };
+        let watermarks = Self::watermarks(&mut tx, validator).await?;
+        let decision = match message {
+            ProtectedMessage::Block { slot } => {
+                let db_slot = to_db(slot, "slot")?;
+                let existing = sqlx::query(
+                    "SELECT signing_root FROM signed_blocks WHERE validator_id = ? AND slot = ?",
+                )
+                .bind(validator)
+                .bind(db_slot)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| SignedBlock {
+                    slot,
+                    signing_root: root_of(r.get(0)),
+                });
+                let decision =
+                    rules::check_block(existing.as_ref(), &watermarks, slot, signing_root)?;
+                if decision == Decision::SignAndRecord {
+                    sqlx::query("INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?, ?, ?)")
+                        .bind(validator)
+                        .bind(db_slot)
+                        .bind(signing_root.as_slice())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                decision
+            }
+            ProtectedMessage::Attestation { source, target } => {
+                let s = to_db(source, "source epoch")?;
+                let t = to_db(target, "target epoch")?;
+                // Same target, or in a surround relation either way. Any surround row is a
+                // violation on its own, so a small LIMIT cannot hide a conflict.
+                let rows = sqlx::query(
+                    "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations
+                     WHERE validator_id = ?1 AND (target_epoch = ?3
+                        OR (source_epoch > ?2 AND target_epoch < ?3)
+                        OR (source_epoch < ?2 AND target_epoch > ?3))
+                     ORDER BY target_epoch = ?3 DESC LIMIT 8",
+                )
+                .bind(validator)
+                .bind(s)
+                .bind(t)
+                .fetch_all(&mut *tx)
+                .await?;
+                let candidates: Vec<SignedAttestation> = rows
+                    .into_iter()
+                    .map(|r| SignedAttestation {
+                        source_epoch: r.get::<i64, _>(0) as u64,
+                        target_epoch: r.get::<i64, _>(1) as u64,
+                        signing_root: root_of(r.get(2)),
+                    })
+                    .collect();
+                let decision = rules::check_attestation(
+                    &candidates,
+                    &watermarks,
+                    source,
+                    target,
+                    signing_root,
+                )?;
+                if decision == Decision::SignAndRecord {
+                    sqlx::query(
+                        "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
+                         VALUES (?, ?, ?, ?)",
+                    )
+                    .bind(validator)
+                    .bind(s)
+                    .bind(t)
+                    .bind(signing_root.as_slice())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                decision
+            }
+        };
+        tx.commit().await?;
+        let _ = self.bound_root.set(genesis_validators_root);
+        if cached_id.is_none() {
+            self.validator_ids.write().insert(*public_key, validator);
+        }
+        Ok(decision)
+    }
+
+    async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
+        let mut conn = self.pool.acquire().await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM validators WHERE public_key = ?")
+            .bind(public_key.as_slice())
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(id) = id else {
+            return Ok(ValidatorHistory::default());
+        };
+        let blocks = sqlx::query(
+            "SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ? ORDER BY slot",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| SignedBlock {
+            slot: r.get::<i64, _>(0) as u64,
+            signing_root: root_of(r.get(1)),
+        })
+        .collect();
+        let attestations = sqlx::query(
+            "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ? ORDER BY target_epoch",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| SignedAttestation {
+            source_epoch: r.get::<i64, _>(0) as u64,
+            target_epoch: r.get::<i64, _>(1) as u64,
+            signing_root: root_of(r.get(2)),
+        })
+        .collect();
+        let watermarks = Self::watermarks(&mut conn, id).await?;
+        Ok(ValidatorHistory {
+            blocks,
+            attestations,
+            watermarks,
+        })
+    }
+
+    async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError> {
+        let existing: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT genesis_validators_root FROM metadata WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(root_of(existing))
+    }
+
+    async fn ping(&self) -> Result<(), ProtectionError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! Start-up of `palisade serve`: network, keys, database, HTTP listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::{App, HttpServer};
+
+use crate::api::{self, AppState};
+use crate::chain::eth2::network::NetworkConfig;
+use crate::config::ServeConfig;
+use crate::keys::KeyRegistry;
+
+/// Everything `serve` prepared, before the listener starts.
+pub struct Prepared {
+    /// Shared state of the handlers.
+    pub state: AppState,
+    /// Milliseconds spent loading keys.
+    pub key_load_ms: u128,
+}
+
+/// Loads the network, the keys (in parallel, off the async threads) and opens the database,
+/// registering every loaded key in it.
+///
+/// # Errors
+/// A message for an unknown network or an unreachable database; key failures are not errors
+/// (they are counted in `/healthcheck`).
+pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
+    let network = NetworkConfig::from_name_or_path(&config.network).map_err(|e| e.to_string())?;
+    let sources = config.keys.clone();
+    let started = Instant::now();
+    let keys = tokio::task::spawn_blocking(move || KeyRegistry::load(&sources))
+        .await
+        .map_err(|e| format!("key loading failed: {e}"))?;
+    let key_load_ms = started.elapsed().as_millis();
+    tracing::info!(
+        keys = keys.len(),
+        errors = keys.errors().len(),
+        elapsed_ms = key_load_ms as u64,
+        "keys loaded"
+    );
+    let store = crate::protection::open(&config.slashing_protection_db_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    store
+        .register_validators(&keys.public_keys())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Prepared {
+        state: AppState {
+            keys: Arc::new(keys),
+            store,
+            network: Arc::new(network),
+        },
+        key_load_ms,
+    })
+}
+
+/// Binds the eth2 listener and serves until SIGINT/SIGTERM. Prints
+/// `palisade eth2 API listening on http://ADDR` once bound (tests read it for port 0).
+///
+/// # Errors
+/// The bind or server error.
+pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<()> {
+    let state = prepared.state;
+    let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
+        .bind((config.http_listen_host.as_str(), config.http_listen_port))?;
+    let addrs: Vec<SocketAddr> = server.addrs();
+    for a in &addrs {
+        tracing::info!(%a, "listening");
+        println!("palisade eth2 API listening on http://{a}");
+    }
+    server.run().await
+}

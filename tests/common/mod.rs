@@ -1,0 +1,246 @@
+//! Shared harness of the integration tests: starts the real `palisade` binary on an
+//! ephemeral port with its own data directory and talks HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// `../shared/vectors` beside the checkout.
+pub fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
+}
+
+/// Reads a JSON file under `../shared/vectors`.
+pub fn vector(rel: &str) -> Value {
+    let p = vectors_dir().join(rel);
+    let text = std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("cannot read vector {}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The repository root.
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes a Web3Signer `file-raw` key config for a hex secret key into `dir`.
+pub fn write_raw_key(dir: &Path, name: &str, secret_hex: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.yaml")),
+        format!("type: file-raw\nkeyType: BLS\nprivateKey: \"{secret_hex}\"\n"),
+    )
+    .unwrap();
+}
+
+/// A deterministic valid BLS secret key (hex, 32 bytes) for index `i`.
+pub fn test_secret(i: u32) -> String {
+    let mut b = [0u8; 32];
+    b[0] = 0x10;
+    b[28..].copy_from_slice(&(i + 1).to_be_bytes());
+    format!("0x{}", hex::encode(b))
+}
+
+/// The public key of [`test_secret`] `i`, `0x`-hex.
+pub fn test_pubkey(i: u32) -> String {
+    let s = hex::decode(&test_secret(i)[2..]).unwrap();
+    let sk = palisade::crypto::bls::SecretKey::from_bytes(&s).unwrap();
+    format!("0x{}", hex::encode(sk.public_key()))
+}
+
+/// A running `palisade serve`; killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// Data directory (SQLite database lives here unless overridden).
+    pub data_dir: PathBuf,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `palisade serve` with `args` plus `--http-listen-port 0 --data-dir DATA_DIR`,
+    /// and waits until it listens.
+    pub fn start(data_dir: &Path, args: &[&str]) -> Server {
+        Self::start_with_env(data_dir, args, &[])
+    }
+
+    /// As [`Server::start`], with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_palisade"));
+        cmd.arg("serve")
+            .arg("--http-listen-port")
+            .arg("0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("PALISADE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start palisade");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (url_tx, url_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = url_tx.send(rest.trim().to_string());
+                }
+            }
+        });
+        let (err_tx, err_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[palisade] {line}");
+                let _ = err_tx.send(line);
+            }
+        });
+        let url = match url_rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!("palisade did not start listening (exit: {status:?})");
+            }
+        };
+        Server {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+            stderr: err_rx,
+        }
+    }
+
+    /// All stderr lines seen so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+
+    /// The SQLite URL of this server's default database.
+    pub fn db_url(&self) -> String {
+        format!(
+            "sqlite://{}",
+            self.data_dir.join("slashing-protection.sqlite").display()
+        )
+    }
+
+    /// POSTs a JSON value to `/api/v1/eth2/sign/{pubkey}`; returns status and body text.
+    pub fn sign(&self, pubkey: &str, body: &Value) -> (u16, String) {
+        let r = client()
+            .post(format!("{}/api/v1/eth2/sign/{pubkey}", self.url))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    /// GET a path; returns status and body text.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let r = client().get(format!("{}{path}", self.url)).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    /// Stops the server (SIGKILL: nothing after the last commit is assumed).
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking HTTP client with a generous timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// The signature hex from a `{"signature": …}` body.
+pub fn signature_of(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    v["signature"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no signature: {body}"))
+        .to_string()
+}
+
+/// Counts rows of the slashing-protection tables of a SQLite database file (blocks, attestations).
+pub fn count_records(db_url: &str) -> (i64, i64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::ConnectOptions;
+        use std::str::FromStr;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(db_url)
+            .unwrap()
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+        let b: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signed_blocks")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signed_attestations")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        (b, a)
+    })
+}
+
+/// A mainnet-style `fork_info` with one version and a genesis validators root of `gvr_byte` repeated.
+pub fn fork_info(gvr_byte: u8) -> Value {
+    serde_json::json!({
+        "fork": {"previous_version": "0x00000000", "current_version": "0x00000000", "epoch": "0"},
+        "genesis_validators_root": format!("0x{}", hex::encode([gvr_byte; 32]))
+    })
+}
+
+/// An ATTESTATION request body.
+pub fn attestation(gvr_byte: u8, source: u64, target: u64, block_root_byte: u8) -> Value {
+    let root = |b: u8| format!("0x{}", hex::encode([b; 32]));
+    serde_json::json!({
+        "type": "ATTESTATION",
+        "fork_info": fork_info(gvr_byte),
+        "attestation": {
+            "slot": (target * 32).to_string(), "index": "0",
+            "beacon_block_root": root(block_root_byte),
+            "source": {"epoch": source.to_string(), "root": root(1)},
+            "target": {"epoch": target.to_string(), "root": root(2)}
+        }
+    })
+}
+
+/// A BLOCK_V2 (header, DENEB) request body.
+pub fn block(gvr_byte: u8, slot: u64, body_root_byte: u8) -> Value {
+    let root = |b: u8| format!("0x{}", hex::encode([b; 32]));
+    serde_json::json!({
+        "type": "BLOCK_V2",
+        "fork_info": fork_info(gvr_byte),
+        "beacon_block": {"version": "DENEB", "block_header": {
+            "slot": slot.to_string(), "proposer_index": "7",
+            "parent_root": root(3), "state_root": root(4), "body_root": root(body_root_byte)
+        }}
+    })
+}

@@ -82,6 +82,9 @@ fn eip2335_password_normalisation() {
     }
 }
 
+/// A malformed keystore file, how its error must look, and a word its message must contain.
+type Refusal = (&'static str, fn(&KeystoreError) -> bool, &'static str);
+
 #[test]
 fn web3signer_keystores_valid_load_and_malformed_are_refused_with_reason() {
     let dir = common::vectors_dir().join("eip2335/web3signer-bls-keystore");
@@ -103,7 +106,7 @@ fn web3signer_keystores_valid_load_and_malformed_are_refused_with_reason() {
             .unwrap_or_else(|e| panic!("{valid}: {e}"));
         assert_eq!(hex::encode(sk.public_key()), pubkey, "{valid}");
     }
-    let cases: [(&str, fn(&KeystoreError) -> bool, &str); 9] = [
+    let cases: [Refusal; 9] = [
         (
             "missingCrypto.json",
             |e| matches!(e, KeystoreError::Malformed(m) if m.contains("crypto")),

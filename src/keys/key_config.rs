@@ -100,6 +100,7 @@ fn job(file: &Path) -> Result<Job, LoadError> {
             Ok(Job::Keystore {
                 file: base.join(keystore_file),
                 password_file: base.join(keystore_password_file),
+                origin: Some(file.to_path_buf()),
             })
         }
         KeyConfig::FileRaw {

@@ -163,10 +163,12 @@ impl KeyRegistry {
 
 /// One key to load: where it is and how to open it.
 pub(crate) enum Job {
-    /// An EIP-2335 keystore file and its password, read from a file.
+    /// An EIP-2335 keystore file and its password, read from a file; `origin` is the key
+    /// config file that named them, if any (errors are reported against it).
     Keystore {
         file: PathBuf,
         password_file: PathBuf,
+        origin: Option<PathBuf>,
     },
     /// A raw 32-byte secret key (hex), from a `file-raw` key config.
     Raw {
@@ -181,10 +183,17 @@ impl Job {
             Job::Keystore {
                 file,
                 password_file,
+                origin,
             } => {
-                let fail = |reason: String| LoadError {
-                    file: file.clone(),
-                    reason,
+                let fail = |reason: String| match &origin {
+                    None => LoadError {
+                        file: file.clone(),
+                        reason,
+                    },
+                    Some(o) => LoadError {
+                        file: o.clone(),
+                        reason: format!("keystore {}: {reason}", file.display()),
+                    },
                 };
                 let json = std::fs::read_to_string(&file)
                     .map_err(|e| fail(format!("cannot read keystore: {e}")))?;
@@ -242,6 +251,7 @@ fn keystore_jobs(dir: &Path, sources: &KeySources) -> Result<Vec<Job>, LoadError
         jobs.push(Job::Keystore {
             file,
             password_file,
+            origin: None,
         });
     }
     Ok(jobs)

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-20}
 conns=${2:-8}
+threads=$(( conns < 2 ? conns : 2 ))
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1; }
 cargo build --release --quiet
 data=$(mktemp -d)
@@ -17,5 +18,5 @@ for _ in $(seq 1 200); do grep -q "listening on" "$data/out" 2>/dev/null && brea
 url=$(grep -o 'http://[0-9.:]*' "$data/out" | head -1)
 grep "keys loaded" "$log" | sed 's/\x1b\[[0-9;]*m//g'
 keys=$(curl -s "$url/api/v1/eth2/publicKeys" | tr -d '[]"')
-echo "== wrk: ${secs}s, ${conns} connections, 2 threads, ATTESTATION, SQLite synchronous=FULL"
-PALISADE_KEYS=$keys wrk -t2 -c"$conns" -d"${secs}s" --latency -s benches/attestation_load.lua "$url"
+echo "== wrk: ${secs}s, ${conns} connections, ${threads} threads, ATTESTATION, SQLite synchronous=FULL"
+PALISADE_KEYS=$keys wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s benches/attestation_load.lua "$url"

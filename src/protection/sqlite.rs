@@ -24,6 +24,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     validator_ids: RwLock<HashMap<[u8; 48], i64>>,
     bound_root: OnceLock<[u8; 32]>,
+    /// Serialises this process's writers in FIFO order before `BEGIN IMMEDIATE`, so they queue
+    /// here instead of in SQLite's busy handler (which sleeps with back-off and ruins tail latency).
+    writer: tokio::sync::Mutex<()>,
 }
 
 fn root_of(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
@@ -62,6 +65,7 @@ impl SqliteStore {
             pool,
             validator_ids: RwLock::new(HashMap::new()),
             bound_root: OnceLock::new(),
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -148,6 +152,7 @@ impl ProtectionStore for SqliteStore {
     async fn register_validators(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
         let mut sorted = public_keys.to_vec();
         sorted.sort_unstable();
+        let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut ids = Vec::with_capacity(sorted.len());
         for pk in &sorted {
@@ -169,6 +174,7 @@ impl ProtectionStore for SqliteStore {
             check_root(bound, &genesis_validators_root)?;
         }
         let cached_id = self.validator_ids.read().get(public_key).copied();
+        let _writer = self.writer.lock().await;
         // Any early return drops `tx`, which rolls back: nothing is written on error.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         self.bind_genesis(&mut tx, genesis_validators_root).await?;

@@ -1,0 +1,145 @@
+//! When the slashing-protection database fails, blocks and attestations get 503 and no
+//! signature, `/healthcheck` reports the database DOWN, and signing resumes when it returns.
+//! Runs the real actix app on an ephemeral port over a real SQLite store that can be
+//! switched to failing.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use common::{attestation, block, count_records};
+use palisade::api::{self, AppState};
+use palisade::chain::eth2::network::NetworkConfig;
+use palisade::crypto::bls::SecretKey;
+use palisade::keys::{KeyRegistry, MemoryKey, Signer};
+use palisade::protection::sqlite::SqliteStore;
+use palisade::protection::{
+    Decision, ProtectedMessage, ProtectionError, ProtectionStore, ValidatorHistory,
+};
+
+struct Flaky {
+    inner: SqliteStore,
+    down: Arc<AtomicBool>,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), ProtectionError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(ProtectionError::Unavailable(
+                "connection refused (test outage)".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl ProtectionStore for Flaky {
+    async fn register_validators(&self, keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
+        self.check()?;
+        self.inner.register_validators(keys).await
+    }
+    async fn check_and_record(
+        &self,
+        pk: &[u8; 48],
+        gvr: [u8; 32],
+        m: ProtectedMessage,
+        root: [u8; 32],
+    ) -> Result<Decision, ProtectionError> {
+        self.check()?;
+        self.inner.check_and_record(pk, gvr, m, root).await
+    }
+    async fn history(&self, pk: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
+        self.check()?;
+        self.inner.history(pk).await
+    }
+    async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError> {
+        self.check()?;
+        self.inner.genesis_validators_root().await
+    }
+    async fn ping(&self) -> Result<(), ProtectionError> {
+        self.check()?;
+        self.inner.ping().await
+    }
+}
+
+#[test]
+fn outage_gives_503_and_no_signature_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("p.sqlite").display());
+    let down = Arc::new(AtomicBool::new(false));
+    let secret = hex::decode(&common::test_secret(30)[2..]).unwrap();
+    let key: Arc<dyn Signer> = Arc::new(MemoryKey::new(SecretKey::from_bytes(&secret).unwrap()));
+    let pk = common::test_pubkey(30);
+
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (db, flag) = (db_url.clone(), down.clone());
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let store = Flaky {
+                inner: SqliteStore::open(&db).await.unwrap(),
+                down: flag,
+            };
+            let state = AppState {
+                keys: Arc::new(KeyRegistry::from_signers(vec![key])),
+                store: Arc::new(store),
+                network: Arc::new(NetworkConfig::from_name_or_path("mainnet").unwrap()),
+            };
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new().configure(api::configure(state.clone()))
+            })
+            .workers(2)
+            .bind("127.0.0.1:0")
+            .unwrap();
+            addr_tx.send(server.addrs()[0]).unwrap();
+            server.run().await.unwrap();
+        })
+    });
+    let url = format!("http://{}", addr_rx.recv().unwrap());
+    let post = |body: &serde_json::Value| {
+        let r = common::client()
+            .post(format!("{url}/api/v1/eth2/sign/{pk}"))
+            .json(body)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+
+    assert_eq!(post(&attestation(1, 1, 2, 1)).0, 200);
+    down.store(true, Ordering::SeqCst);
+    for (what, body) in [
+        ("attestation", attestation(1, 2, 3, 1)),
+        ("block", block(1, 100, 1)),
+    ] {
+        let (status, text) = post(&body);
+        assert_eq!(status, 503, "{what} during the outage: {text}");
+        assert!(
+            !text.contains("signature"),
+            "no signature leaves during an outage: {text}"
+        );
+        assert!(text.contains("unavailable"), "{text}");
+    }
+    let h = common::client()
+        .get(format!("{url}/healthcheck"))
+        .send()
+        .unwrap();
+    assert_eq!(h.status().as_u16(), 503);
+    let body: serde_json::Value = h.json().unwrap();
+    assert_eq!(
+        body["checks"][1]["id"],
+        "slashing-protection-db-health-check"
+    );
+    assert_eq!(body["checks"][1]["status"], "DOWN");
+
+    down.store(false, Ordering::SeqCst);
+    assert_eq!(post(&attestation(1, 2, 3, 1)).0, 200, "signing resumes");
+    assert_eq!(post(&block(1, 100, 1)).0, 200);
+    assert_eq!(
+        count_records(&db_url),
+        (1, 2),
+        "only signed messages are recorded"
+    );
+}

@@ -25,6 +25,85 @@ pub struct Cli {
 pub enum Command {
     /// Serve the Web3Signer-compatible eth2 signing API.
     Serve(Box<ServeArgs>),
+    /// Slashing-protection database tools (EIP-3076 import/export, high watermark, pruning).
+    #[command(name = "slashing-protection", subcommand)]
+    SlashingProtection(SlashingProtectionCommand),
+    /// Apply the database migrations and exit (they also run at start-up).
+    Migrate(DbArgs),
+}
+
+/// The database a tool works on.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Slashing-protection database URL [default: sqlite://<data-dir>/slashing-protection.sqlite].
+    #[arg(long, env = "PALISADE_SLASHING_PROTECTION_DB_URL")]
+    pub slashing_protection_db_url: Option<String>,
+    /// Directory for palisade's own files [default: ./palisade-data].
+    #[arg(long, env = "PALISADE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DbArgs {
+    /// The database URL, defaulting as `serve` does.
+    pub fn url(&self) -> String {
+        self.slashing_protection_db_url.clone().unwrap_or_else(|| {
+            let dir = self
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./palisade-data"));
+            format!(
+                "sqlite://{}",
+                dir.join("slashing-protection.sqlite").display()
+            )
+        })
+    }
+}
+
+/// `palisade slashing-protection …`
+#[derive(Debug, Subcommand)]
+pub enum SlashingProtectionCommand {
+    /// Import an EIP-3076 interchange file (merged with what is there; safe while servers run).
+    Import {
+        /// The interchange JSON file.
+        #[arg(long)]
+        from: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Export the record as an EIP-3076 interchange file (version 5).
+    Export {
+        /// Where to write the JSON file.
+        #[arg(long)]
+        to: PathBuf,
+        /// Only these validators (comma-separated 0x-hex public keys).
+        #[arg(long, value_delimiter = ',')]
+        pubkeys: Option<Vec<String>>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Set (`--epoch E --slot S`), remove (`--remove`) or show (no flags) the global high
+    /// watermark: nothing at or above it is signed.
+    HighWatermark {
+        #[arg(long, requires = "slot", conflicts_with = "remove")]
+        epoch: Option<u64>,
+        #[arg(long, requires = "epoch", conflicts_with = "remove")]
+        slot: Option<u64>,
+        #[arg(long)]
+        remove: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Prune old records now (low watermarks are raised first, so no rule gets weaker).
+    Prune {
+        /// Epochs of history to keep below each validator's newest record.
+        #[arg(long, default_value_t = 256)]
+        epochs_to_keep: u64,
+        /// Slots per epoch of the network (32 mainnet, 16 gnosis, 8 minimal).
+        #[arg(long, default_value_t = 32)]
+        slots_per_epoch: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// Flags of `palisade serve`. Every field is optional here; [`ServeArgs::resolve`] applies the
@@ -67,6 +146,18 @@ pub struct ServeArgs {
     /// Slashing-protection database URL [default: sqlite://<data-dir>/slashing-protection.sqlite].
     #[arg(long, env = "PALISADE_SLASHING_PROTECTION_DB_URL")]
     pub slashing_protection_db_url: Option<String>,
+    /// PostgreSQL connection pool size [default: 16].
+    #[arg(long, env = "PALISADE_SLASHING_PROTECTION_DB_POOL_SIZE")]
+    pub slashing_protection_db_pool_size: Option<u32>,
+    /// Prune old slashing-protection records periodically [default: false].
+    #[arg(long, env = "PALISADE_SLASHING_PROTECTION_PRUNING_ENABLED")]
+    pub slashing_protection_pruning_enabled: Option<bool>,
+    /// Epochs of history kept when pruning [default: 256].
+    #[arg(long, env = "PALISADE_SLASHING_PROTECTION_PRUNING_EPOCHS_TO_KEEP")]
+    pub slashing_protection_pruning_epochs_to_keep: Option<u64>,
+    /// Hours between pruning runs [default: 24].
+    #[arg(long, env = "PALISADE_SLASHING_PROTECTION_PRUNING_INTERVAL")]
+    pub slashing_protection_pruning_interval: Option<u64>,
 }
 
 /// Errors resolving the configuration.
@@ -85,6 +176,9 @@ pub struct ServeConfig {
     pub network: String,
     pub keys: crate::keys::KeySources,
     pub slashing_protection_db_url: String,
+    pub slashing_protection_db_pool_size: u32,
+    /// `Some(epochs to keep, interval)` when pruning is enabled.
+    pub pruning: Option<(u64, std::time::Duration)>,
 }
 
 macro_rules! merge {
@@ -116,7 +210,11 @@ impl ServeArgs {
             keystores_passwords_path,
             keystores_password_file,
             key_config_path,
-            slashing_protection_db_url
+            slashing_protection_db_url,
+            slashing_protection_db_pool_size,
+            slashing_protection_pruning_enabled,
+            slashing_protection_pruning_epochs_to_keep,
+            slashing_protection_pruning_interval
         );
         let data_dir = m
             .data_dir
@@ -144,6 +242,18 @@ impl ServeArgs {
                 key_config_path: m.key_config_path,
             },
             slashing_protection_db_url: db_url,
+            slashing_protection_db_pool_size: m.slashing_protection_db_pool_size.unwrap_or(16),
+            pruning: m
+                .slashing_protection_pruning_enabled
+                .unwrap_or(false)
+                .then(|| {
+                    (
+                        m.slashing_protection_pruning_epochs_to_keep.unwrap_or(256),
+                        std::time::Duration::from_secs(
+                            3600 * m.slashing_protection_pruning_interval.unwrap_or(24).max(1),
+                        ),
+                    )
+                }),
         })
     }
 }

@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use palisade::config::{Cli, Command};
+use palisade::config::{Cli, Command, SlashingProtectionCommand};
+use palisade::protection::{self, HighWatermark};
 
 /// Refuses core dumps and ptrace attachment, so key material cannot leave through them.
 fn harden_process() {
@@ -45,5 +46,93 @@ fn main() -> anyhow::Result<()> {
                     .context("server failed")
             })
         }
+        Command::Migrate(db) => runtime()?.block_on(async move {
+            protection::open(&db.url(), 1).await?;
+            println!("migrations applied");
+            Ok(())
+        }),
+        Command::SlashingProtection(cmd) => runtime()?.block_on(slashing_protection(cmd)),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn parse_pubkey(s: &str) -> anyhow::Result<[u8; 48]> {
+    let bytes = hex::decode(s.trim().trim_start_matches("0x")).context("public key is not hex")?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("public key {s} is not 48 bytes"))
+}
+
+async fn slashing_protection(cmd: SlashingProtectionCommand) -> anyhow::Result<()> {
+    match cmd {
+        SlashingProtectionCommand::Import { from, db } => {
+            let text = std::fs::read_to_string(&from)
+                .with_context(|| format!("cannot read {}", from.display()))?;
+            let prepared = protection::interchange::parse(&text)?;
+            let store = protection::open(&db.url(), 2).await?;
+            let s = store.import(&prepared).await?;
+            println!(
+                "imported {} validators, {} blocks, {} attestations",
+                s.validators, s.blocks, s.attestations
+            );
+        }
+        SlashingProtectionCommand::Export { to, pubkeys, db } => {
+            let keys = pubkeys
+                .map(|ks| {
+                    ks.iter()
+                        .map(|k| parse_pubkey(k))
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+                .transpose()?;
+            let store = protection::open(&db.url(), 2).await?;
+            let interchange = protection::export(store.as_ref(), keys.as_deref()).await?;
+            let json = serde_json::to_string_pretty(&interchange)?;
+            std::fs::write(&to, json).with_context(|| format!("cannot write {}", to.display()))?;
+            println!(
+                "exported {} validators to {}",
+                interchange.data.len(),
+                to.display()
+            );
+        }
+        SlashingProtectionCommand::HighWatermark {
+            epoch,
+            slot,
+            remove,
+            db,
+        } => {
+            let store = protection::open(&db.url(), 1).await?;
+            if remove {
+                store.set_high_watermark(None).await?;
+                println!("high watermark removed");
+            } else if let (Some(epoch), Some(slot)) = (epoch, slot) {
+                store
+                    .set_high_watermark(Some(HighWatermark { epoch, slot }))
+                    .await?;
+                println!("high watermark set: epoch {epoch}, slot {slot}");
+            } else {
+                match store.high_watermark().await? {
+                    Some(h) => println!("high watermark: epoch {}, slot {}", h.epoch, h.slot),
+                    None => println!("no high watermark set"),
+                }
+            }
+        }
+        SlashingProtectionCommand::Prune {
+            epochs_to_keep,
+            slots_per_epoch,
+            db,
+        } => {
+            let store = protection::open(&db.url(), 2).await?;
+            let s = store.prune(epochs_to_keep, slots_per_epoch).await?;
+            println!(
+                "pruned {} blocks and {} attestations",
+                s.blocks, s.attestations
+            );
+        }
+    }
+    Ok(())
 }

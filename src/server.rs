@@ -39,9 +39,30 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
         elapsed_ms = key_load_ms as u64,
         "keys loaded"
     );
-    let store = crate::protection::open(&config.slashing_protection_db_url)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = crate::protection::open(
+        &config.slashing_protection_db_url,
+        config.slashing_protection_db_pool_size,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if let Some((epochs_to_keep, interval)) = config.pruning {
+        let (store, slots_per_epoch) = (store.clone(), network.slots_per_epoch);
+        tokio::spawn(async move {
+            loop {
+                match store.prune(epochs_to_keep, slots_per_epoch).await {
+                    Ok(s) => tracing::info!(
+                        blocks = s.blocks,
+                        attestations = s.attestations,
+                        "pruned slashing-protection records"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(reason = %e, "pruning failed; will retry at the next interval")
+                    }
+                }
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
     store
         .register_validators(&keys.public_keys())
         .await

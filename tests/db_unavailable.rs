@@ -14,9 +14,11 @@ use palisade::api::{self, AppState};
 use palisade::chain::eth2::network::NetworkConfig;
 use palisade::crypto::bls::SecretKey;
 use palisade::keys::{KeyRegistry, MemoryKey, Signer};
+use palisade::protection::interchange::PreparedImport;
 use palisade::protection::sqlite::SqliteStore;
 use palisade::protection::{
-    Decision, ProtectedMessage, ProtectionError, ProtectionStore, ValidatorHistory,
+    Decision, HighWatermark, ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore,
+    PruneSummary, ValidatorHistory,
 };
 
 struct Flaky {
@@ -59,6 +61,26 @@ impl ProtectionStore for Flaky {
     async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError> {
         self.check()?;
         self.inner.genesis_validators_root().await
+    }
+    async fn import(&self, p: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
+        self.check()?;
+        self.inner.import(p).await
+    }
+    async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
+        self.check()?;
+        self.inner.validators().await
+    }
+    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
+        self.check()?;
+        self.inner.high_watermark().await
+    }
+    async fn set_high_watermark(&self, h: Option<HighWatermark>) -> Result<(), ProtectionError> {
+        self.check()?;
+        self.inner.set_high_watermark(h).await
+    }
+    async fn prune(&self, keep: u64, spe: u64) -> Result<PruneSummary, ProtectionError> {
+        self.check()?;
+        self.inner.prune(keep, spe).await
     }
     async fn ping(&self) -> Result<(), ProtectionError> {
         self.check()?;

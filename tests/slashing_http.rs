@@ -1,27 +1,81 @@
-//! Slashing protection through the real binary on SQLite: one HTTP test per rule (412 and
-//! nothing new recorded), repeats signed without a new record, out-of-order messages signed,
-//! records kept across a restart.
+//! Slashing protection through the real binary, on SQLite and on PostgreSQL: one HTTP test
+//! per rule (412 and nothing new recorded), repeats signed without a new record, out-of-order
+//! messages signed, records kept across a restart, concurrent conflicting requests.
 
 mod common;
 
-use common::{Server, attestation, block, count_records, signature_of, write_raw_key};
+use common::{Backend, Server, TestDb, attestation, block, signature_of, write_raw_key};
 
 const GVR: u8 = 0x42;
 
-fn start(dir: &std::path::Path) -> (Server, String) {
+/// Row counts (blocks, attestations) of a database.
+fn count_records(url: &str) -> (i64, i64) {
+    common::count_records_any(url)
+}
+
+/// Runs each test body on SQLite and on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
+        }
+    };
+}
+
+on_both_stores!(
+    double_proposal_refused_repeat_allowed,
+    double_vote_refused,
+    surrounding_vote_refused,
+    surrounded_vote_refused,
+    source_after_target_refused,
+    wrong_genesis_validators_root_refused,
+    records_survive_a_restart,
+    concurrent_conflicting_requests_sign_exactly_one,
+);
+
+/// A server with one key on a fresh database.
+struct Env {
+    server: Server,
+    pk: String,
+    db: TestDb,
+    dir: tempfile::TempDir,
+}
+
+/// `None` when PostgreSQL is not configured (outside CI only).
+fn env(backend: Backend) -> Option<Env> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let db = common::fresh_db(backend, &dir.path().join("data"))?;
+    let server = start(dir.path(), &db);
+    Some(Env {
+        server,
+        pk: common::test_pubkey(10),
+        db,
+        dir,
+    })
+}
+
+fn start(dir: &std::path::Path, db: &TestDb) -> Server {
     let keys = dir.join("keys");
     write_raw_key(&keys, "k", &common::test_secret(10));
-    let server = Server::start(
+    Server::start(
         &dir.join("data"),
-        &["--key-config-path", keys.to_str().unwrap()],
-    );
-    (server, common::test_pubkey(10))
+        &[
+            "--key-config-path",
+            keys.to_str().unwrap(),
+            "--slashing-protection-db-url",
+            &db.url,
+        ],
+    )
 }
 
 /// Sends `body`, expects 412 and that the record did not change.
-fn assert_refused(server: &Server, pk: &str, body: &serde_json::Value, what: &str) {
-    let before = count_records(&server.db_url());
-    let (status, text) = server.sign(pk, body);
+fn assert_refused(env: &Env, body: &serde_json::Value, what: &str) {
+    let before = count_records(&env.db.url);
+    let (status, text) = env.server.sign(&env.pk, body);
     assert_eq!(status, 412, "{what}: {text}");
     let err: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
     assert!(
@@ -29,150 +83,122 @@ fn assert_refused(server: &Server, pk: &str, body: &serde_json::Value, what: &st
         "{what}: {text}"
     );
     assert_eq!(
-        count_records(&server.db_url()),
+        count_records(&env.db.url),
         before,
         "{what}: nothing new recorded"
     );
 }
 
-#[test]
-fn double_proposal_refused_repeat_allowed() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, pk) = start(dir.path());
-    let (s, first) = server.sign(&pk, &block(GVR, 100, 1));
-    assert_eq!(s, 200, "{first}");
-    assert_eq!(count_records(&server.db_url()), (1, 0));
-    // identical block again: signed, same signature, no new record
-    let (s, again) = server.sign(&pk, &block(GVR, 100, 1));
-    assert_eq!(s, 200);
-    assert_eq!(signature_of(&again), signature_of(&first));
-    assert_eq!(count_records(&server.db_url()), (1, 0));
-    assert_refused(&server, &pk, &block(GVR, 100, 2), "double proposal");
-    // an earlier slot that conflicts with nothing is signed (no watermark from own signing)
-    let (s, _) = server.sign(&pk, &block(GVR, 99, 3));
-    assert_eq!(s, 200);
-    assert_eq!(count_records(&server.db_url()), (2, 0));
+fn status(env: &Env, body: &serde_json::Value) -> u16 {
+    env.server.sign(&env.pk, body).0
 }
 
-#[test]
-fn double_vote_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, pk) = start(dir.path());
-    assert_eq!(server.sign(&pk, &attestation(GVR, 3, 4, 1)).0, 200);
+fn double_proposal_refused_repeat_allowed(backend: Backend) {
+    let Some(env) = env(backend) else { return };
+    let (s, first) = env.server.sign(&env.pk, &block(GVR, 100, 1));
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(count_records(&env.db.url), (1, 0));
+    // identical block again: signed, same signature, no new record
+    let (s, again) = env.server.sign(&env.pk, &block(GVR, 100, 1));
+    assert_eq!(s, 200);
+    assert_eq!(signature_of(&again), signature_of(&first));
+    assert_eq!(count_records(&env.db.url), (1, 0));
+    assert_refused(&env, &block(GVR, 100, 2), "double proposal");
+    // an earlier slot that conflicts with nothing is signed (no watermark from own signing)
+    assert_eq!(status(&env, &block(GVR, 99, 3)), 200);
+    assert_eq!(count_records(&env.db.url), (2, 0));
+}
+
+fn double_vote_refused(backend: Backend) {
+    let Some(env) = env(backend) else { return };
+    assert_eq!(status(&env, &attestation(GVR, 3, 4, 1)), 200);
     assert_eq!(
-        server.sign(&pk, &attestation(GVR, 3, 4, 1)).0,
+        status(&env, &attestation(GVR, 3, 4, 1)),
         200,
         "identical repeat"
     );
-    assert_eq!(count_records(&server.db_url()), (0, 1));
-    assert_refused(&server, &pk, &attestation(GVR, 3, 4, 2), "double vote");
+    assert_eq!(count_records(&env.db.url), (0, 1));
+    assert_refused(&env, &attestation(GVR, 3, 4, 2), "double vote");
 }
 
-#[test]
-fn surrounding_vote_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, pk) = start(dir.path());
-    assert_eq!(server.sign(&pk, &attestation(GVR, 5, 6, 1)).0, 200);
+fn surrounding_vote_refused(backend: Backend) {
+    let Some(env) = env(backend) else { return };
+    assert_eq!(status(&env, &attestation(GVR, 5, 6, 1)), 200);
     assert_refused(
-        &server,
-        &pk,
+        &env,
         &attestation(GVR, 4, 7, 1),
         "new vote surrounds the recorded one",
     );
 }
 
-#[test]
-fn surrounded_vote_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, pk) = start(dir.path());
-    assert_eq!(server.sign(&pk, &attestation(GVR, 2, 9, 1)).0, 200);
+fn surrounded_vote_refused(backend: Backend) {
+    let Some(env) = env(backend) else { return };
+    assert_eq!(status(&env, &attestation(GVR, 2, 9, 1)), 200);
     assert_refused(
-        &server,
-        &pk,
+        &env,
         &attestation(GVR, 3, 8, 1),
         "new vote is surrounded by the recorded one",
     );
     // out of order but conflicting with nothing: signed
-    assert_eq!(server.sign(&pk, &attestation(GVR, 0, 1, 1)).0, 200);
+    assert_eq!(status(&env, &attestation(GVR, 0, 1, 1)), 200);
 }
 
-#[test]
-fn source_after_target_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, pk) = start(dir.path());
-    assert_refused(&server, &pk, &attestation(GVR, 5, 4, 1), "source > target");
-    assert_eq!(count_records(&server.db_url()), (0, 0));
+fn source_after_target_refused(backend: Backend) {
+    let Some(env) = env(backend) else { return };
+    assert_refused(&env, &attestation(GVR, 5, 4, 1), "source > target");
+    assert_eq!(count_records(&env.db.url), (0, 0));
 }
 
-#[test]
-fn wrong_genesis_validators_root_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, pk) = start(dir.path());
+fn wrong_genesis_validators_root_refused(backend: Backend) {
+    let Some(env) = env(backend) else { return };
     assert_eq!(
-        server.sign(&pk, &attestation(GVR, 1, 2, 1)).0,
+        status(&env, &attestation(GVR, 1, 2, 1)),
         200,
         "binds the database to GVR"
     );
     assert_refused(
-        &server,
-        &pk,
+        &env,
         &attestation(0x43, 2, 3, 1),
         "attestation for another chain",
     );
-    assert_refused(&server, &pk, &block(0x43, 10, 1), "block for another chain");
+    assert_refused(&env, &block(0x43, 10, 1), "block for another chain");
 }
 
-#[test]
-fn records_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, pk) = start(dir.path());
-    assert_eq!(server.sign(&pk, &block(GVR, 50, 1)).0, 200);
-    assert_eq!(server.sign(&pk, &attestation(GVR, 10, 11, 1)).0, 200);
-    server.stop(); // SIGKILL: only committed records survive
-
-    let (server, pk) = start(dir.path());
-    assert_eq!(count_records(&server.db_url()), (1, 1));
+fn records_survive_a_restart(backend: Backend) {
+    let Some(mut env) = env(backend) else { return };
+    assert_eq!(status(&env, &block(GVR, 50, 1)), 200);
+    assert_eq!(status(&env, &attestation(GVR, 10, 11, 1)), 200);
+    // SIGKILL, then a new process on the same database: only committed records survive
+    env.server.kill();
+    env.server = start(env.dir.path(), &env.db);
+    assert_eq!(count_records(&env.db.url), (1, 1));
+    assert_refused(&env, &block(GVR, 50, 2), "double proposal after restart");
     assert_refused(
-        &server,
-        &pk,
-        &block(GVR, 50, 2),
-        "double proposal after restart",
-    );
-    assert_refused(
-        &server,
-        &pk,
+        &env,
         &attestation(GVR, 10, 11, 2),
         "double vote after restart",
     );
+    assert_refused(&env, &attestation(GVR, 9, 12, 1), "surround after restart");
     assert_refused(
-        &server,
-        &pk,
-        &attestation(GVR, 9, 12, 1),
-        "surround after restart",
-    );
-    assert_refused(
-        &server,
-        &pk,
+        &env,
         &attestation(0x43, 12, 13, 1),
         "genesis binding after restart",
     );
     assert_eq!(
-        server.sign(&pk, &block(GVR, 50, 1)).0,
+        status(&env, &block(GVR, 50, 1)),
         200,
         "exact repeat still signs"
     );
 }
 
-#[test]
-fn concurrent_conflicting_requests_sign_exactly_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, pk) = start(dir.path());
-    let url = server.url.clone();
+fn concurrent_conflicting_requests_sign_exactly_one(backend: Backend) {
+    let Some(env) = env(backend) else { return };
+    let url = env.server.url.clone();
     for target in 1..=20u64 {
         let handles: Vec<_> = (0..4u8)
             .map(|variant| {
                 let url = url.clone();
-                let pk = pk.clone();
+                let pk = env.pk.clone();
                 std::thread::spawn(move || {
                     common::client()
                         .post(format!("{url}/api/v1/eth2/sign/{pk}"))
@@ -196,5 +222,5 @@ fn concurrent_conflicting_requests_sign_exactly_one() {
             "target {target}: {statuses:?}"
         );
     }
-    assert_eq!(count_records(&server.db_url()), (0, 20));
+    assert_eq!(count_records(&env.db.url), (0, 20));
 }

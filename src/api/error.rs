@@ -43,7 +43,9 @@ impl ResponseError for ApiError {
                 ProtectionError::Slashable(_) | ProtectionError::GenesisMismatch { .. } => {
                     StatusCode::PRECONDITION_FAILED
                 }
-                ProtectionError::OutOfRange(_) => StatusCode::BAD_REQUEST,
+                ProtectionError::OutOfRange(_) | ProtectionError::Import(_) => {
+                    StatusCode::BAD_REQUEST
+                }
                 ProtectionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::Sign(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -139,3 +139,12 @@ pub async fn public_keys(state: web::Data<AppState>) -> HttpResponse {
         .collect();
     HttpResponse::Ok().json(keys)
 }
+
+/// `GET /api/v1/eth2/highWatermark`: `{"epoch": "E", "slot": "S"}` (decimal strings) when a
+/// high watermark is set, `{}` otherwise; 503 when the database is unavailable.
+pub async fn high_watermark(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(match state.store.high_watermark().await? {
+        Some(h) => HttpResponse::Ok().json(h),
+        None => HttpResponse::Ok().json(serde_json::json!({})),
+    })
+}

@@ -40,6 +40,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             }))
             .route("/api/v1/eth2/sign/{identifier}", web::post().to(eth2::sign))
             .route("/api/v1/eth2/publicKeys", web::get().to(eth2::public_keys))
+            .route(
+                "/api/v1/eth2/highWatermark",
+                web::get().to(eth2::high_watermark),
+            )
             .route("/upcheck", web::get().to(health::upcheck))
             .route("/healthcheck", web::get().to(health::healthcheck))
             .default_service(web::to(|| async {

@@ -3,13 +3,19 @@
 //! returns only after the commit, so a signature is never released before its record is
 //! durable.
 
+pub mod interchange;
+pub mod postgres;
 pub mod rules;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
 pub use crate::chain::eth2::request::ProtectedMessage;
-pub use rules::{Decision, LowWatermarks, SignedAttestation, SignedBlock, Violation};
+pub use rules::{
+    Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock, Violation,
+};
+
+use interchange::{Interchange, InterchangeError, PreparedImport};
 
 /// Why a store refused or could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +29,9 @@ pub enum ProtectionError {
     /// A slot or epoch beyond what the database can order (2^63 − 1) (HTTP 400).
     #[error("{0} is too large to record (at most 2^63 - 1)")]
     OutOfRange(&'static str),
+    /// An interchange file that cannot be imported; nothing was written.
+    #[error(transparent)]
+    Import(#[from] InterchangeError),
     /// The database cannot be reached or the transaction failed (HTTP 503). Nothing was signed.
     #[error("slashing protection database unavailable: {0}")]
     Unavailable(String),
@@ -83,11 +92,90 @@ pub trait ProtectionStore: Send + Sync {
     /// [`ProtectionError::Unavailable`].
     async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError>;
 
+    /// Imports an EIP-3076 interchange in one transaction: merges the records (full history),
+    /// raises each validator's low watermarks to the file's minima, binds the database to the
+    /// file's genesis validators root if unbound.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Import`] (genesis mismatch), [`ProtectionError::Unavailable`]; on any
+    /// error nothing is written.
+    async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError>;
+
+    /// Every validator public key in the database, sorted.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`].
+    async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError>;
+
+    /// The global high watermark, if set.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`].
+    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError>;
+
+    /// Sets (`Some`) or removes (`None`) the global high watermark.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`].
+    async fn set_high_watermark(&self, high: Option<HighWatermark>) -> Result<(), ProtectionError>;
+
+    /// Deletes, per validator, blocks more than `epochs_to_keep` epochs (of `slots_per_epoch`
+    /// slots) below its newest block and attestations more than `epochs_to_keep` epochs below
+    /// its newest target, after raising its low watermarks so that no rule becomes weaker.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`]; on error nothing is deleted.
+    async fn prune(
+        &self,
+        epochs_to_keep: u64,
+        slots_per_epoch: u64,
+    ) -> Result<PruneSummary, ProtectionError>;
+
     /// A cheap round trip to the database, for health checks.
     ///
     /// # Errors
     /// [`ProtectionError::Unavailable`].
     async fn ping(&self) -> Result<(), ProtectionError>;
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub validators: usize,
+    pub blocks: usize,
+    pub attestations: usize,
+}
+
+/// What a pruning run deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneSummary {
+    pub blocks: u64,
+    pub attestations: u64,
+}
+
+/// Exports the records of `pubkeys` (all validators when `None`) as an EIP-3076 interchange.
+///
+/// # Errors
+/// [`ProtectionError::Unavailable`], or [`ProtectionError::Import`] when the database has no
+/// genesis validators root yet (nothing was ever signed or imported).
+pub async fn export(
+    store: &dyn ProtectionStore,
+    pubkeys: Option<&[[u8; 48]]>,
+) -> Result<Interchange, ProtectionError> {
+    let root = store.genesis_validators_root().await?.ok_or_else(|| {
+        ProtectionError::Import(InterchangeError::Malformed(
+            "the database has no genesis validators root yet: nothing to export".into(),
+        ))
+    })?;
+    let keys = match pubkeys {
+        Some(k) => k.to_vec(),
+        None => store.validators().await?,
+    };
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        out.push((k, store.history(&k).await?));
+    }
+    Ok(interchange::build(root, out))
 }
 
 /// Converts a slot or epoch to the database's signed 64-bit integer.
@@ -98,17 +186,25 @@ pub fn to_db(value: u64, what: &'static str) -> Result<i64, ProtectionError> {
     i64::try_from(value).map_err(|_| ProtectionError::OutOfRange(what))
 }
 
-/// Opens the store named by a database URL: `sqlite://PATH` (created if missing).
+/// Opens the store named by a database URL: `sqlite://PATH` (created if missing) or
+/// `postgres://…` (pool of `pool_size` connections).
 ///
 /// # Errors
 /// [`ProtectionError::Unavailable`] if the database cannot be opened or migrated, or the URL
 /// scheme is not supported.
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn ProtectionStore>, ProtectionError> {
+pub async fn open(
+    url: &str,
+    pool_size: u32,
+) -> Result<std::sync::Arc<dyn ProtectionStore>, ProtectionError> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(
+            postgres::PostgresStore::open(url, pool_size).await?,
+        ))
     } else {
         Err(ProtectionError::Unavailable(format!(
-            "unsupported slashing protection database URL scheme in `{}` (sqlite:// expected)",
+            "unsupported slashing protection database URL scheme in `{}` (sqlite:// or postgres:// expected)",
             url.split(':').next().unwrap_or_default()
         )))
     }

@@ -35,6 +35,16 @@ pub struct LowWatermarks {
     pub target_epoch: Option<u64>,
 }
 
+/// A global stop set by the operator (chain rollbacks, migrations): nothing at or above
+/// `slot` (blocks) or `epoch` (attestation source or target) is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HighWatermark {
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub epoch: u64,
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub slot: u64,
+}
+
 /// What to do with a message that is not slashable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -85,10 +95,79 @@ pub enum Violation {
         "attestation source epoch {source_epoch} is below the low source watermark {watermark}"
     )]
     SourceBelowWatermark { source_epoch: u64, watermark: u64 },
+    #[error("block at slot {slot} is at or above the high watermark slot {watermark}")]
+    BlockAboveHighWatermark { slot: u64, watermark: u64 },
+    #[error(
+        "attestation {source_epoch}->{target_epoch} is at or above the high watermark epoch {watermark}"
+    )]
+    AttestationAboveHighWatermark {
+        source_epoch: u64,
+        target_epoch: u64,
+        watermark: u64,
+    },
     #[error(
         "attestation target epoch {target_epoch} is at or below the low target watermark {watermark}"
     )]
     TargetBelowWatermark { target_epoch: u64, watermark: u64 },
+}
+
+/// Checks a block's slot against the high watermark (refused at or above it).
+///
+/// # Errors
+/// [`Violation::BlockAboveHighWatermark`].
+pub fn check_block_high_watermark(
+    high: Option<&HighWatermark>,
+    slot: u64,
+) -> Result<(), Violation> {
+    match high {
+        Some(h) if slot >= h.slot => Err(Violation::BlockAboveHighWatermark {
+            slot,
+            watermark: h.slot,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks an attestation's epochs against the high watermark (refused if either is at or above it).
+///
+/// # Errors
+/// [`Violation::AttestationAboveHighWatermark`].
+pub fn check_attestation_high_watermark(
+    high: Option<&HighWatermark>,
+    source_epoch: u64,
+    target_epoch: u64,
+) -> Result<(), Violation> {
+    match high {
+        Some(h) if source_epoch >= h.epoch || target_epoch >= h.epoch => {
+            Err(Violation::AttestationAboveHighWatermark {
+                source_epoch,
+                target_epoch,
+                watermark: h.epoch,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The low watermarks that keep every rule at least as strict after deleting the records
+/// `pruned_blocks` and `pruned_attestations` (the largest pruned slot, source and target).
+pub fn watermarks_after_pruning(
+    existing: &LowWatermarks,
+    pruned_blocks: &[SignedBlock],
+    pruned_attestations: &[SignedAttestation],
+) -> LowWatermarks {
+    let max = |a: Option<u64>, b: Option<u64>| a.max(b);
+    LowWatermarks {
+        slot: max(existing.slot, pruned_blocks.iter().map(|b| b.slot).max()),
+        source_epoch: max(
+            existing.source_epoch,
+            pruned_attestations.iter().map(|a| a.source_epoch).max(),
+        ),
+        target_epoch: max(
+            existing.target_epoch,
+            pruned_attestations.iter().map(|a| a.target_epoch).max(),
+        ),
+    }
 }
 
 /// Checks a block proposal at `slot` with `signing_root` against the record at the same slot
@@ -308,6 +387,34 @@ mod tests {
             check_attestation(&[], &NONE, 3, 3, A),
             Ok(Decision::SignAndRecord)
         );
+    }
+
+    #[test]
+    fn high_watermark_stops_at_and_above() {
+        let h = HighWatermark {
+            epoch: 10,
+            slot: 320,
+        };
+        assert!(check_block_high_watermark(Some(&h), 319).is_ok());
+        assert!(check_block_high_watermark(Some(&h), 320).is_err());
+        assert!(check_attestation_high_watermark(Some(&h), 8, 9).is_ok());
+        assert!(check_attestation_high_watermark(Some(&h), 9, 10).is_err());
+        assert!(check_attestation_high_watermark(None, 9, 10).is_ok());
+    }
+
+    #[test]
+    fn pruning_watermarks_keep_refusals() {
+        // records (2,3) and (5,6) exist; (2,3) is pruned
+        let pruned = [att(2, 3, Some(A))];
+        let kept = [att(5, 6, Some(A))];
+        let w = watermarks_after_pruning(&NONE, &[], &pruned);
+        // everything refused before pruning is still refused with the kept records + watermarks
+        for (s, t) in [(1, 4), (2, 3), (1, 3), (3, 3)] {
+            let before = check_attestation(&[pruned[0], kept[0]], &NONE, s, t, B);
+            let after = check_attestation(&kept, &w, s, t, B);
+            assert!(before.is_err(), "({s},{t}) refused before");
+            assert!(after.is_err(), "({s},{t}) still refused after pruning");
+        }
     }
 
     #[test]

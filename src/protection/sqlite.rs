@@ -11,11 +11,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use super::rules::{self, Decision, LowWatermarks, SignedAttestation, SignedBlock};
-use super::{ProtectedMessage, ProtectionError, ProtectionStore, ValidatorHistory, to_db};
+use super::interchange::{InterchangeError, PreparedImport, merge_watermarks};
+use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
+use super::{
+    ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
+    ValidatorHistory, to_db,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -31,6 +37,15 @@ pub struct SqliteStore {
 
 fn root_of(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
     v.and_then(|b| b.try_into().ok())
+}
+
+/// A row `(source_epoch, target_epoch, signing_root)` of `signed_attestations`.
+fn attestation_row(r: SqliteRow) -> SignedAttestation {
+    SignedAttestation {
+        source_epoch: r.get::<i64, _>(0) as u64,
+        target_epoch: r.get::<i64, _>(1) as u64,
+        signing_root: root_of(r.get(2)),
+    }
 }
 
 impl SqliteStore {
@@ -104,6 +119,35 @@ impl SqliteStore {
                 target_epoch: r.get::<Option<i64>, _>(2).map(|v| v as u64),
             },
         })
+    }
+
+    async fn high(conn: &mut SqliteConnection) -> Result<Option<HighWatermark>, ProtectionError> {
+        let row = sqlx::query("SELECT epoch, slot FROM high_watermark WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.map(|r| HighWatermark {
+            epoch: r.get::<i64, _>(0) as u64,
+            slot: r.get::<i64, _>(1) as u64,
+        }))
+    }
+
+    async fn set_watermarks(
+        conn: &mut SqliteConnection,
+        validator: i64,
+        w: &LowWatermarks,
+    ) -> Result<(), ProtectionError> {
+        let db = |v: Option<u64>| v.map(|x| x as i64);
+        sqlx::query(
+            "INSERT INTO low_watermarks (validator_id, slot, source_epoch, target_epoch) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (validator_id) DO UPDATE SET slot = ?2, source_epoch = ?3, target_epoch = ?4",
+        )
+        .bind(validator)
+        .bind(db(w.slot))
+        .bind(db(w.source_epoch))
+        .bind(db(w.target_epoch))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     /// Binds the database to `root` if unbound; refuses another root. Runs inside the caller's transaction.
@@ -183,9 +227,11 @@ impl ProtectionStore for SqliteStore {
             None => Self::validator_id(&mut tx, public_key).await?,
         };
         let watermarks = Self::watermarks(&mut tx, validator).await?;
+        let high = Self::high(&mut tx).await?;
         let decision = match message {
             ProtectedMessage::Block { slot } => {
                 let db_slot = to_db(slot, "slot")?;
+                rules::check_block_high_watermark(high.as_ref(), slot)?;
                 let existing = sqlx::query(
                     "SELECT signing_root FROM signed_blocks WHERE validator_id = ? AND slot = ?",
                 )
@@ -212,6 +258,7 @@ impl ProtectionStore for SqliteStore {
             ProtectedMessage::Attestation { source, target } => {
                 let s = to_db(source, "source epoch")?;
                 let t = to_db(target, "target epoch")?;
+                rules::check_attestation_high_watermark(high.as_ref(), source, target)?;
                 // Same target, or in a surround relation either way. Any surround row is a
                 // violation on its own, so a small LIMIT cannot hide a conflict.
                 let rows = sqlx::query(
@@ -226,14 +273,8 @@ impl ProtectionStore for SqliteStore {
                 .bind(t)
                 .fetch_all(&mut *tx)
                 .await?;
-                let candidates: Vec<SignedAttestation> = rows
-                    .into_iter()
-                    .map(|r| SignedAttestation {
-                        source_epoch: r.get::<i64, _>(0) as u64,
-                        target_epoch: r.get::<i64, _>(1) as u64,
-                        signing_root: root_of(r.get(2)),
-                    })
-                    .collect();
+                let candidates: Vec<SignedAttestation> =
+                    rows.into_iter().map(attestation_row).collect();
                 let decision = rules::check_attestation(
                     &candidates,
                     &watermarks,
@@ -292,11 +333,7 @@ impl ProtectionStore for SqliteStore {
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
-        .map(|r| SignedAttestation {
-            source_epoch: r.get::<i64, _>(0) as u64,
-            target_epoch: r.get::<i64, _>(1) as u64,
-            signing_root: root_of(r.get(2)),
-        })
+        .map(attestation_row)
         .collect();
         let watermarks = Self::watermarks(&mut conn, id).await?;
         Ok(ValidatorHistory {
@@ -312,6 +349,172 @@ impl ProtectionStore for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(root_of(existing))
+    }
+
+    async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        match self
+            .bind_genesis(&mut tx, prepared.genesis_validators_root)
+            .await
+        {
+            Ok(()) => {}
+            Err(ProtectionError::GenesisMismatch { requested, bound }) => {
+                return Err(InterchangeError::GenesisMismatch {
+                    file: requested,
+                    database: bound,
+                }
+                .into());
+            }
+            Err(e) => return Err(e),
+        }
+        let mut summary = ImportSummary::default();
+        for v in &prepared.validators {
+            let id = Self::validator_id(&mut tx, &v.pubkey).await?;
+            for b in &v.blocks {
+                sqlx::query(
+                    "INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (validator_id, slot) DO UPDATE SET signing_root =
+                       CASE WHEN signed_blocks.signing_root IS excluded.signing_root THEN signed_blocks.signing_root ELSE NULL END",
+                )
+                .bind(id)
+                .bind(b.slot as i64)
+                .bind(b.signing_root.map(|r| r.to_vec()))
+                .execute(&mut *tx)
+                .await?;
+            }
+            for a in &v.attestations {
+                sqlx::query(
+                    "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (validator_id, target_epoch) DO UPDATE SET
+                       signing_root = CASE WHEN signed_attestations.signing_root IS excluded.signing_root
+                                            AND signed_attestations.source_epoch = excluded.source_epoch
+                                      THEN signed_attestations.signing_root ELSE NULL END,
+                       source_epoch = MIN(signed_attestations.source_epoch, excluded.source_epoch)",
+                )
+                .bind(id)
+                .bind(a.source_epoch as i64)
+                .bind(a.target_epoch as i64)
+                .bind(a.signing_root.map(|r| r.to_vec()))
+                .execute(&mut *tx)
+                .await?;
+            }
+            let existing = Self::watermarks(&mut tx, id).await?;
+            Self::set_watermarks(&mut tx, id, &merge_watermarks(&existing, &v.watermarks)).await?;
+            summary.validators += 1;
+            summary.blocks += v.blocks.len();
+            summary.attestations += v.attestations.len();
+        }
+        tx.commit().await?;
+        let _ = self.bound_root.set(prepared.genesis_validators_root);
+        Ok(summary)
+    }
+
+    async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT public_key FROM validators ORDER BY public_key")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().filter_map(|k| k.try_into().ok()).collect())
+    }
+
+    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::high(&mut conn).await
+    }
+
+    async fn set_high_watermark(&self, high: Option<HighWatermark>) -> Result<(), ProtectionError> {
+        let _writer = self.writer.lock().await;
+        match high {
+            None => {
+                sqlx::query("DELETE FROM high_watermark")
+                    .execute(&self.pool)
+                    .await?
+            }
+            Some(h) => {
+                sqlx::query(
+                    "INSERT INTO high_watermark (id, epoch, slot) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET epoch = ?1, slot = ?2",
+                )
+                .bind(to_db(h.epoch, "epoch")?)
+                .bind(to_db(h.slot, "slot")?)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(())
+    }
+
+    async fn prune(
+        &self,
+        epochs_to_keep: u64,
+        slots_per_epoch: u64,
+    ) -> Result<PruneSummary, ProtectionError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM validators")
+            .fetch_all(&mut *tx)
+            .await?;
+        let keep_slots = epochs_to_keep
+            .saturating_mul(slots_per_epoch)
+            .min(i64::MAX as u64) as i64;
+        let keep_epochs = epochs_to_keep.min(i64::MAX as u64) as i64;
+        let mut summary = PruneSummary::default();
+        for id in ids {
+            let pruned_blocks: Vec<SignedBlock> = sqlx::query(
+                "SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ?1
+                 AND slot < (SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1) - ?2",
+            )
+            .bind(id)
+            .bind(keep_slots)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|r| SignedBlock {
+                slot: r.get::<i64, _>(0) as u64,
+                signing_root: root_of(r.get(1)),
+            })
+            .collect();
+            let pruned_atts: Vec<SignedAttestation> = sqlx::query(
+                "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ?1
+                 AND target_epoch < (SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1) - ?2",
+            )
+            .bind(id)
+            .bind(keep_epochs)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(attestation_row)
+            .collect();
+            if pruned_blocks.is_empty() && pruned_atts.is_empty() {
+                continue;
+            }
+            let existing = Self::watermarks(&mut tx, id).await?;
+            let raised = rules::watermarks_after_pruning(&existing, &pruned_blocks, &pruned_atts);
+            Self::set_watermarks(&mut tx, id, &raised).await?;
+            if let Some(max_slot) = pruned_blocks.iter().map(|b| b.slot).max() {
+                summary.blocks +=
+                    sqlx::query("DELETE FROM signed_blocks WHERE validator_id = ? AND slot <= ?")
+                        .bind(id)
+                        .bind(max_slot as i64)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+            }
+            if let Some(max_target) = pruned_atts.iter().map(|a| a.target_epoch).max() {
+                summary.attestations += sqlx::query(
+                    "DELETE FROM signed_attestations WHERE validator_id = ? AND target_epoch <= ?",
+                )
+                .bind(id)
+                .bind(max_target as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+        }
+        tx.commit().await?;
+        Ok(summary)
     }
 
     async fn ping(&self) -> Result<(), ProtectionError> {

@@ -153,6 +153,11 @@ impl Server {
 
     /// Stops the server (SIGKILL: nothing after the last commit is assumed).
     pub fn stop(mut self) {
+        self.kill();
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -242,5 +247,119 @@ pub fn block(gvr_byte: u8, slot: u64, body_root_byte: u8) -> Value {
             "slot": slot.to_string(), "proposer_index": "7",
             "parent_root": root(3), "state_root": root(4), "body_root": root(body_root_byte)
         }}
+    })
+}
+
+/// Which slashing-protection store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database for one test; a PostgreSQL one is dropped at the end.
+pub struct TestDb {
+    /// The URL to give palisade.
+    pub url: String,
+    admin: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.admin.take() {
+            let _ = pg_admin(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+/// `DATABASE_URL` (an admin connection to PostgreSQL). Without it the PostgreSQL variant of a
+/// test cannot run: under `CI=true` that is a failure, elsewhere it is reported and skipped.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "DATABASE_URL is not set under CI=true: the PostgreSQL tests must run"
+            );
+            eprintln!("DATABASE_URL not set: PostgreSQL variant NOT run");
+            None
+        }
+    }
+}
+
+fn pg_admin(admin_url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// A fresh database on `backend` (SQLite file under `dir`, or a new PostgreSQL database
+/// next to `DATABASE_URL`); `None` when PostgreSQL is not configured outside CI.
+pub fn fresh_db(backend: Backend, dir: &Path) -> Option<TestDb> {
+    match backend {
+        Backend::Sqlite => Some(TestDb {
+            url: format!(
+                "sqlite://{}",
+                dir.join("slashing-protection.sqlite").display()
+            ),
+            admin: None,
+        }),
+        Backend::Postgres => {
+            let admin = postgres_admin_url()?;
+            let name = format!(
+                "palisade_t_{}_{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            );
+            pg_admin(&admin, &format!("CREATE DATABASE {name}")).expect("create test database");
+            let base = admin
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_string())
+                .unwrap_or(admin.clone());
+            Some(TestDb {
+                url: format!("{base}/{name}"),
+                admin: Some((admin, name)),
+            })
+        }
+    }
+}
+
+/// Row counts (blocks, attestations) of any palisade database URL.
+pub fn count_records_any(url: &str) -> (i64, i64) {
+    if url.starts_with("sqlite:") {
+        return count_records(url);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let b: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signed_blocks")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signed_attestations")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        (b, a)
     })
 }

@@ -1,0 +1,409 @@
+//! EIP-3076 slashing-protection interchange format, version 5: parsing, validation and the
+//! pure preparation of an import (merging duplicates, computing the import's low
+//! watermarks). No I/O here: stores apply a [`PreparedImport`] in one transaction.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_utils::quoted_u64;
+
+use super::rules::{LowWatermarks, SignedAttestation, SignedBlock};
+
+/// The only interchange format version palisade reads and writes.
+pub const FORMAT_VERSION: &str = "5";
+
+/// An EIP-3076 interchange document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interchange {
+    pub metadata: Metadata,
+    pub data: Vec<InterchangeValidator>,
+}
+
+/// `metadata`: format version (the string `"5"`) and the 32-byte genesis validators root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub interchange_format_version: String,
+    pub genesis_validators_root: alloy_primitives::B256,
+}
+
+/// One validator's records; `pubkey` is the 48-byte BLS public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterchangeValidator {
+    pub pubkey: alloy_primitives::FixedBytes<48>,
+    pub signed_blocks: Vec<InterchangeBlock>,
+    pub signed_attestations: Vec<InterchangeAttestation>,
+}
+
+/// A signed block: slot, optional 32-byte signing root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterchangeBlock {
+    #[serde(with = "quoted_u64")]
+    pub slot: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_root: Option<alloy_primitives::B256>,
+}
+
+/// A signed attestation: source and target epochs, optional 32-byte signing root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterchangeAttestation {
+    #[serde(with = "quoted_u64")]
+    pub source_epoch: u64,
+    #[serde(with = "quoted_u64")]
+    pub target_epoch: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_root: Option<alloy_primitives::B256>,
+}
+
+/// Why an interchange file cannot be imported. Nothing is written for any of these.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InterchangeError {
+    #[error("not a valid EIP-3076 interchange file: {0}")]
+    Malformed(String),
+    #[error("unsupported interchange_format_version {0:?} (\"5\" expected)")]
+    UnsupportedVersion(String),
+    #[error("{what} {value} of validator {pubkey} is too large (at most 2^63 - 1)")]
+    OutOfRange {
+        what: &'static str,
+        value: u64,
+        pubkey: String,
+    },
+    #[error("validator {pubkey} appears more than once with conflicting data: {detail}")]
+    DuplicateConflict { pubkey: String, detail: String },
+    #[error("genesis validators root {file} of the file does not match the database's {database}")]
+    GenesisMismatch { file: String, database: String },
+}
+
+/// What an import writes for one validator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorImport {
+    pub pubkey: [u8; 48],
+    /// One record per slot; where the file has several roots for a slot, the root is `None`
+    /// (nothing can then be signed at that slot).
+    pub blocks: Vec<SignedBlock>,
+    /// One record per target epoch; where the file has several votes for a target, the root
+    /// is `None` and the smallest source is kept.
+    pub attestations: Vec<SignedAttestation>,
+    /// The file's minima (EIP-3076 import conditions), to be merged with `max`.
+    pub watermarks: LowWatermarks,
+}
+
+/// A validated interchange, ready for a store to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedImport {
+    pub genesis_validators_root: [u8; 32],
+    pub validators: Vec<ValidatorImport>,
+}
+
+/// Parses and validates an interchange document.
+///
+/// # Errors
+/// [`InterchangeError::Malformed`] (naming the field and position),
+/// [`InterchangeError::UnsupportedVersion`], [`InterchangeError::OutOfRange`].
+pub fn parse(json: &str) -> Result<PreparedImport, InterchangeError> {
+    let de = &mut serde_json::Deserializer::from_str(json);
+    let interchange: Interchange = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        InterchangeError::Malformed(format!("{path}: {}", e.into_inner()))
+    })?;
+    prepare(&interchange)
+}
+
+fn check_range(value: u64, what: &'static str, pubkey: &[u8; 48]) -> Result<(), InterchangeError> {
+    if value > i64::MAX as u64 {
+        return Err(InterchangeError::OutOfRange {
+            what,
+            value,
+            pubkey: format!("0x{}", hex::encode(pubkey)),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a repeated validator entry whose records conflict with the earlier entries:
+/// another root at a recorded slot or target, another source at a recorded target, or a
+/// surround vote between the entries.
+fn check_duplicate(
+    pubkey: &[u8; 48],
+    entry: &InterchangeValidator,
+    blocks: &BTreeMap<u64, Option<[u8; 32]>>,
+    atts: &BTreeMap<u64, (u64, Option<[u8; 32]>)>,
+) -> Result<(), InterchangeError> {
+    let fail = |detail: String| InterchangeError::DuplicateConflict {
+        pubkey: format!("0x{}", hex::encode(pubkey)),
+        detail,
+    };
+    for b in &entry.signed_blocks {
+        if let Some(root) = blocks.get(&b.slot)
+            && *root != b.signing_root.map(|r| r.0)
+        {
+            return Err(fail(format!("two blocks at slot {}", b.slot)));
+        }
+    }
+    for a in &entry.signed_attestations {
+        let root = a.signing_root.map(|r| r.0);
+        for (target, (source, existing)) in atts {
+            let same_target =
+                *target == a.target_epoch && (*source != a.source_epoch || *existing != root);
+            let surround = (a.source_epoch < *source && *target < a.target_epoch)
+                || (*source < a.source_epoch && a.target_epoch < *target);
+            if same_target || surround {
+                return Err(fail(format!(
+                    "attestation {}->{} conflicts with {}->{}",
+                    a.source_epoch, a.target_epoch, source, target
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Merges duplicate validators and records and computes each validator's import minima.
+///
+/// # Errors
+/// [`InterchangeError::UnsupportedVersion`], [`InterchangeError::OutOfRange`].
+pub fn prepare(interchange: &Interchange) -> Result<PreparedImport, InterchangeError> {
+    if interchange.metadata.interchange_format_version != FORMAT_VERSION {
+        return Err(InterchangeError::UnsupportedVersion(
+            interchange.metadata.interchange_format_version.clone(),
+        ));
+    }
+    type Merged = (
+        BTreeMap<u64, Option<[u8; 32]>>,
+        BTreeMap<u64, (u64, Option<[u8; 32]>)>,
+    );
+    let mut by_key: BTreeMap<[u8; 48], Merged> = BTreeMap::new();
+    for v in &interchange.data {
+        let pubkey: [u8; 48] = v.pubkey.0;
+        let duplicate = by_key.contains_key(&pubkey);
+        let (blocks, atts) = by_key.entry(pubkey).or_default();
+        if duplicate {
+            check_duplicate(&pubkey, v, blocks, atts)?;
+        }
+        for b in &v.signed_blocks {
+            check_range(b.slot, "slot", &pubkey)?;
+            let root = b.signing_root.map(|r| r.0);
+            blocks
+                .entry(b.slot)
+                .and_modify(|existing| {
+                    if *existing != root {
+                        *existing = None;
+                    }
+                })
+                .or_insert(root);
+        }
+        for a in &v.signed_attestations {
+            check_range(a.source_epoch, "source epoch", &pubkey)?;
+            check_range(a.target_epoch, "target epoch", &pubkey)?;
+            let root = a.signing_root.map(|r| r.0);
+            atts.entry(a.target_epoch)
+                .and_modify(|(source, existing)| {
+                    if *existing != root || *source != a.source_epoch {
+                        *existing = None;
+                        *source = (*source).min(a.source_epoch);
+                    }
+                })
+                .or_insert((a.source_epoch, root));
+        }
+    }
+    let validators = by_key
+        .into_iter()
+        .map(|(pubkey, (blocks, atts))| {
+            let watermarks = LowWatermarks {
+                slot: blocks.keys().next().copied(),
+                source_epoch: atts.values().map(|(s, _)| *s).min(),
+                target_epoch: atts.keys().next().copied(),
+            };
+            ValidatorImport {
+                pubkey,
+                blocks: blocks
+                    .into_iter()
+                    .map(|(slot, signing_root)| SignedBlock { slot, signing_root })
+                    .collect(),
+                attestations: atts
+                    .into_iter()
+                    .map(
+                        |(target_epoch, (source_epoch, signing_root))| SignedAttestation {
+                            source_epoch,
+                            target_epoch,
+                            signing_root,
+                        },
+                    )
+                    .collect(),
+                watermarks,
+            }
+        })
+        .collect();
+    Ok(PreparedImport {
+        genesis_validators_root: interchange.metadata.genesis_validators_root.0,
+        validators,
+    })
+}
+
+/// Merges an import's minima into existing low watermarks: each raised to the maximum,
+/// never lowered.
+pub fn merge_watermarks(existing: &LowWatermarks, imported: &LowWatermarks) -> LowWatermarks {
+    let max = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    };
+    LowWatermarks {
+        slot: max(existing.slot, imported.slot),
+        source_epoch: max(existing.source_epoch, imported.source_epoch),
+        target_epoch: max(existing.target_epoch, imported.target_epoch),
+    }
+}
+
+/// Builds an interchange document from per-validator histories.
+pub fn build(
+    genesis_validators_root: [u8; 32],
+    validators: Vec<([u8; 48], super::ValidatorHistory)>,
+) -> Interchange {
+    Interchange {
+        metadata: Metadata {
+            interchange_format_version: FORMAT_VERSION.to_string(),
+            genesis_validators_root: genesis_validators_root.into(),
+        },
+        data: validators
+            .into_iter()
+            .map(|(pubkey, h)| InterchangeValidator {
+                pubkey: pubkey.into(),
+                signed_blocks: h
+                    .blocks
+                    .into_iter()
+                    .map(|b| InterchangeBlock {
+                        slot: b.slot,
+                        signing_root: b.signing_root.map(Into::into),
+                    })
+                    .collect(),
+                signed_attestations: h
+                    .attestations
+                    .into_iter()
+                    .map(|a| InterchangeAttestation {
+                        source_epoch: a.source_epoch,
+                        target_epoch: a.target_epoch,
+                        signing_root: a.signing_root.map(Into::into),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PK: &str = "0xa99a76ed7796f7be22d5b7e85deeb7c5677e88e511e0b337618f8c4eb61349b4bf2d153f649f7b53359fe8b94a38e44c";
+
+    fn doc(body: &str) -> String {
+        format!(
+            r#"{{"metadata": {{"interchange_format_version": "5", "genesis_validators_root": "0x{}"}}, "data": [{body}]}}"#,
+            "00".repeat(32)
+        )
+    }
+
+    #[test]
+    fn duplicates_merge_conservatively_and_minima_are_computed() {
+        let json = doc(&format!(
+            r#"{{"pubkey": "{PK}", "signed_blocks": [{{"slot": "5", "signing_root": "0x{a}"}}, {{"slot": "5", "signing_root": "0x{b}"}}, {{"slot": "9"}}],
+                "signed_attestations": [{{"source_epoch": "2", "target_epoch": "3", "signing_root": "0x{a}"}}]}},
+               {{"pubkey": "{PK}", "signed_blocks": [], "signed_attestations": [{{"source_epoch": "2", "target_epoch": "3", "signing_root": "0x{a}"}}, {{"source_epoch": "1", "target_epoch": "2"}}]}}"#,
+            a = "aa".repeat(32),
+            b = "bb".repeat(32)
+        ));
+        let p = parse(&json).unwrap();
+        assert_eq!(p.validators.len(), 1);
+        let v = &p.validators[0];
+        assert_eq!(
+            v.blocks,
+            vec![
+                SignedBlock {
+                    slot: 5,
+                    signing_root: None
+                },
+                SignedBlock {
+                    slot: 9,
+                    signing_root: None
+                }
+            ]
+        );
+        assert_eq!(
+            v.attestations,
+            vec![
+                SignedAttestation {
+                    source_epoch: 1,
+                    target_epoch: 2,
+                    signing_root: None
+                },
+                SignedAttestation {
+                    source_epoch: 2,
+                    target_epoch: 3,
+                    signing_root: Some([0xaa; 32])
+                }
+            ]
+        );
+        assert_eq!(
+            v.watermarks,
+            LowWatermarks {
+                slot: Some(5),
+                source_epoch: Some(1),
+                target_epoch: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_files_are_refused_with_the_problem_named() {
+        let bad_version = doc("").replace("\"5\"", "\"4\"");
+        assert_eq!(
+            parse(&bad_version).unwrap_err(),
+            InterchangeError::UnsupportedVersion("4".into())
+        );
+        let bad_hex = doc(r#"{"pubkey": "0xzz", "signed_blocks": [], "signed_attestations": []}"#);
+        assert!(
+            matches!(parse(&bad_hex).unwrap_err(), InterchangeError::Malformed(m) if m.contains("pubkey"))
+        );
+        let huge = doc(&format!(
+            r#"{{"pubkey": "{PK}", "signed_blocks": [{{"slot": "18446744073709551615"}}], "signed_attestations": []}}"#
+        ));
+        assert!(matches!(
+            parse(&huge).unwrap_err(),
+            InterchangeError::OutOfRange { what: "slot", .. }
+        ));
+        assert!(matches!(
+            parse("{").unwrap_err(),
+            InterchangeError::Malformed(_)
+        ));
+        let dup = doc(&format!(
+            r#"{{"pubkey": "{PK}", "signed_blocks": [], "signed_attestations": [{{"source_epoch": "2", "target_epoch": "3"}}]}},
+               {{"pubkey": "{PK}", "signed_blocks": [], "signed_attestations": [{{"source_epoch": "1", "target_epoch": "4"}}]}}"#
+        ));
+        assert!(matches!(
+            parse(&dup).unwrap_err(),
+            InterchangeError::DuplicateConflict { .. }
+        ));
+    }
+
+    #[test]
+    fn watermarks_only_rise() {
+        let old = LowWatermarks {
+            slot: Some(10),
+            source_epoch: None,
+            target_epoch: Some(4),
+        };
+        let new = LowWatermarks {
+            slot: Some(7),
+            source_epoch: Some(3),
+            target_epoch: Some(6),
+        };
+        assert_eq!(
+            merge_watermarks(&old, &new),
+            LowWatermarks {
+                slot: Some(10),
+                source_epoch: Some(3),
+                target_epoch: Some(6)
+            }
+        );
+    }
+}

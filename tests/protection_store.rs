@@ -1,0 +1,479 @@
+//! Slashing protection at the store level, on SQLite and on PostgreSQL (`DATABASE_URL`):
+//! the EIP-3076 interchange test suite from `../shared/vectors/slashing-interchange/`,
+//! malformed imports, export round trips, the high watermark and pruning.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Backend, TestDb, fresh_db};
+use palisade::protection::interchange::{self, InterchangeError};
+use palisade::protection::{
+    self, HighWatermark, ProtectedMessage, ProtectionError, ProtectionStore,
+};
+use serde_json::Value;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn open(db: &TestDb) -> Arc<dyn ProtectionStore> {
+    rt().block_on(protection::open(&db.url, 4)).unwrap()
+}
+
+fn hex32(v: &Value) -> [u8; 32] {
+    hex::decode(v.as_str().unwrap().trim_start_matches("0x"))
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+fn hex48(v: &Value) -> [u8; 48] {
+    hex::decode(v.as_str().unwrap().trim_start_matches("0x"))
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// Runs every interchange test file on `backend`; returns the checks where palisade chose
+/// the stricter answer (minimal refuses, complete allows, palisade refused).
+fn interchange_suite(backend: Backend) -> Option<Vec<String>> {
+    let dir = common::vectors_dir().join("slashing-interchange");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 28, "interchange suite present");
+    let mut stricter = Vec::new();
+    let rt = rt();
+    for file in files {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = fresh_db(backend, tmp.path())?;
+        let store = rt.block_on(protection::open(&db.url, 4)).unwrap();
+        let case: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let name = case["name"].as_str().unwrap().to_string();
+        let gvr = hex32(&case["genesis_validators_root"]);
+        // Bind the fresh database to the file's genesis validators root (an empty import).
+        let bind = format!(
+            r#"{{"metadata": {{"interchange_format_version": "5", "genesis_validators_root": "0x{}"}}, "data": []}}"#,
+            hex::encode(gvr)
+        );
+        rt.block_on(store.import(&interchange::parse(&bind).unwrap()))
+            .unwrap();
+        'steps: for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
+            let result = interchange::parse(&step["interchange"].to_string())
+                .map_err(ProtectionError::from)
+                .and_then(|p| rt.block_on(store.import(&p)));
+            match (step["should_succeed"].as_bool().unwrap(), &result) {
+                (true, Err(e)) if step["contains_slashable_data"].as_bool().unwrap() => {
+                    println!(
+                        "{name} step {i}: import of slashable data refused ({e}); later checks skipped"
+                    );
+                    break 'steps;
+                }
+                (true, Err(e)) => panic!("{name} step {i}: import must succeed: {e}"),
+                (false, Ok(_)) => panic!("{name} step {i}: import must fail"),
+                _ => {}
+            }
+            let checks = step["blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    (
+                        b,
+                        ProtectedMessage::Block {
+                            slot: num(&b["slot"]),
+                        },
+                    )
+                })
+                .chain(step["attestations"].as_array().unwrap().iter().map(|a| {
+                    (
+                        a,
+                        ProtectedMessage::Attestation {
+                            source: num(&a["source_epoch"]),
+                            target: num(&a["target_epoch"]),
+                        },
+                    )
+                }));
+            for (check, message) in checks {
+                let outcome = rt.block_on(store.check_and_record(
+                    &hex48(&check["pubkey"]),
+                    gvr,
+                    message,
+                    hex32(&check["signing_root"]),
+                ));
+                let signed = match &outcome {
+                    Ok(_) => true,
+                    Err(ProtectionError::Slashable(_))
+                    | Err(ProtectionError::GenesisMismatch { .. }) => false,
+                    Err(e) => panic!("{name}: store failed: {e}"),
+                };
+                let minimal = check["should_succeed"].as_bool().unwrap();
+                let complete = check["should_succeed_complete"].as_bool().unwrap();
+                if !complete {
+                    assert!(!signed, "{name} step {i}: {message:?} must be refused");
+                }
+                if minimal {
+                    assert!(
+                        signed,
+                        "{name} step {i}: {message:?} must be signed: {outcome:?}"
+                    );
+                }
+                if minimal != complete {
+                    let choice = if signed {
+                        "allowed (complete)"
+                    } else {
+                        "refused (stricter)"
+                    };
+                    println!("{name} step {i}: {message:?}: {choice}");
+                    if !signed {
+                        stricter.push(format!("{name} step {i} {message:?}"));
+                    }
+                }
+            }
+        }
+        drop(store);
+        drop(db);
+    }
+    Some(stricter)
+}
+
+#[test]
+fn interchange_suite_sqlite() {
+    let stricter = interchange_suite(Backend::Sqlite).unwrap();
+    println!(
+        "SQLite: {} checks answered with the stricter choice: {stricter:#?}",
+        stricter.len()
+    );
+}
+
+#[test]
+fn interchange_suite_postgres() {
+    if let Some(stricter) = interchange_suite(Backend::Postgres) {
+        println!(
+            "PostgreSQL: {} checks answered with the stricter choice: {stricter:#?}",
+            stricter.len()
+        );
+    }
+}
+
+const PK: [u8; 48] = [0xa9; 48];
+
+fn doc(gvr: u8, body: &str) -> String {
+    format!(
+        r#"{{"metadata": {{"interchange_format_version": "5", "genesis_validators_root": "0x{}"}}, "data": [{body}]}}"#,
+        hex::encode([gvr; 32])
+    )
+}
+
+fn validator(blocks: &str, atts: &str) -> String {
+    format!(
+        r#"{{"pubkey": "0x{}", "signed_blocks": [{blocks}], "signed_attestations": [{atts}]}}"#,
+        hex::encode(PK)
+    )
+}
+
+fn malformed_imports_change_nothing(backend: Backend) {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(db) = fresh_db(backend, tmp.path()) else {
+        return;
+    };
+    let store = open(&db);
+    let rt = rt();
+    let good = doc(
+        1,
+        &validator(
+            r#"{"slot": "10"}"#,
+            r#"{"source_epoch": "1", "target_epoch": "2"}"#,
+        ),
+    );
+    rt.block_on(store.import(&interchange::parse(&good).unwrap()))
+        .unwrap();
+    let before = rt.block_on(store.history(&PK)).unwrap();
+    let counts = common::count_records_any(&db.url);
+
+    let cases = [
+        ("bad version", doc(1, "").replace("\"5\"", "\"4\"")),
+        (
+            "bad hex",
+            doc(
+                1,
+                &validator(r#"{"slot": "11", "signing_root": "0xnothex"}"#, ""),
+            ),
+        ),
+        ("wrong root", doc(2, &validator(r#"{"slot": "12"}"#, ""))),
+        (
+            "duplicate pubkeys with conflicting data",
+            doc(
+                1,
+                &format!(
+                    "{},{}",
+                    validator("", r#"{"source_epoch": "5", "target_epoch": "6"}"#),
+                    validator("", r#"{"source_epoch": "4", "target_epoch": "7"}"#)
+                ),
+            ),
+        ),
+        ("truncated", good[..good.len() / 2].to_string()),
+    ];
+    for (what, text) in cases {
+        let result = interchange::parse(&text)
+            .map_err(ProtectionError::from)
+            .and_then(|p| rt.block_on(store.import(&p)));
+        match result {
+            Err(ProtectionError::Import(e)) => println!("{what}: refused: {e}"),
+            other => panic!("{what}: expected an import error, got {other:?}"),
+        }
+        assert_eq!(
+            rt.block_on(store.history(&PK)).unwrap(),
+            before,
+            "{what}: history unchanged"
+        );
+        assert_eq!(
+            common::count_records_any(&db.url),
+            counts,
+            "{what}: nothing written"
+        );
+    }
+    assert!(matches!(
+        interchange::parse(&doc(2, "")).map(|p| rt.block_on(store.import(&p))),
+        Ok(Err(ProtectionError::Import(
+            InterchangeError::GenesisMismatch { .. }
+        )))
+    ));
+}
+
+#[test]
+fn malformed_imports_change_nothing_sqlite() {
+    malformed_imports_change_nothing(Backend::Sqlite);
+}
+
+#[test]
+fn malformed_imports_change_nothing_postgres() {
+    malformed_imports_change_nothing(Backend::Postgres);
+}
+
+fn export_round_trip_and_import_watermarks(backend: Backend) {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(db) = fresh_db(backend, tmp.path()) else {
+        return;
+    };
+    let store = open(&db);
+    let rt = rt();
+    let gvr = [1u8; 32];
+    for (s, t) in [(1, 2), (2, 3), (3, 5)] {
+        rt.block_on(store.check_and_record(
+            &PK,
+            gvr,
+            ProtectedMessage::Attestation {
+                source: s,
+                target: t,
+            },
+            [t as u8; 32],
+        ))
+        .unwrap();
+    }
+    rt.block_on(store.check_and_record(&PK, gvr, ProtectedMessage::Block { slot: 40 }, [9; 32]))
+        .unwrap();
+    let exported = rt
+        .block_on(protection::export(store.as_ref(), None))
+        .unwrap();
+    assert_eq!(exported.data.len(), 1);
+    assert_eq!(exported.data[0].signed_attestations.len(), 3);
+
+    // import into a fresh database: same history, and the file's minima become low watermarks
+    let tmp2 = tempfile::tempdir().unwrap();
+    let db2 = fresh_db(backend, tmp2.path()).unwrap();
+    let store2 = open(&db2);
+    let text = serde_json::to_string(&exported).unwrap();
+    rt.block_on(store2.import(&interchange::parse(&text).unwrap()))
+        .unwrap();
+    let h = rt.block_on(store2.history(&PK)).unwrap();
+    assert_eq!(h.blocks, rt.block_on(store.history(&PK)).unwrap().blocks);
+    assert_eq!(
+        h.attestations,
+        rt.block_on(store.history(&PK)).unwrap().attestations
+    );
+    assert_eq!(
+        (
+            h.watermarks.slot,
+            h.watermarks.source_epoch,
+            h.watermarks.target_epoch
+        ),
+        (Some(40), Some(1), Some(2))
+    );
+    // importing the same file again is idempotent
+    rt.block_on(store2.import(&interchange::parse(&text).unwrap()))
+        .unwrap();
+    assert_eq!(rt.block_on(store2.history(&PK)).unwrap(), h);
+    // below the imported minimum: refused even though nothing conflicts
+    let r = rt.block_on(store2.check_and_record(
+        &PK,
+        gvr,
+        ProtectedMessage::Block { slot: 39 },
+        [1; 32],
+    ));
+    assert!(matches!(r, Err(ProtectionError::Slashable(_))), "{r:?}");
+    let r = rt.block_on(store2.check_and_record(
+        &PK,
+        gvr,
+        ProtectedMessage::Attestation {
+            source: 0,
+            target: 6,
+        },
+        [1; 32],
+    ));
+    assert!(
+        matches!(r, Err(ProtectionError::Slashable(_))),
+        "source below the imported minimum: {r:?}"
+    );
+}
+
+#[test]
+fn export_round_trip_and_import_watermarks_sqlite() {
+    export_round_trip_and_import_watermarks(Backend::Sqlite);
+}
+
+#[test]
+fn export_round_trip_and_import_watermarks_postgres() {
+    export_round_trip_and_import_watermarks(Backend::Postgres);
+}
+
+fn high_watermark_and_pruning(backend: Backend) {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(db) = fresh_db(backend, tmp.path()) else {
+        return;
+    };
+    let store = open(&db);
+    let rt = rt();
+    let gvr = [1u8; 32];
+    // history: attestations (t-1, t) for t in 1..=300, blocks every 32 slots
+    for t in 1..=300u64 {
+        rt.block_on(store.check_and_record(
+            &PK,
+            gvr,
+            ProtectedMessage::Attestation {
+                source: t - 1,
+                target: t,
+            },
+            [7; 32],
+        ))
+        .unwrap();
+        rt.block_on(store.check_and_record(
+            &PK,
+            gvr,
+            ProtectedMessage::Block { slot: t * 32 },
+            [7; 32],
+        ))
+        .unwrap();
+    }
+    let refused_before: Vec<ProtectedMessage> = vec![
+        ProtectedMessage::Attestation {
+            source: 10,
+            target: 11,
+        }, // double vote (other root)
+        ProtectedMessage::Attestation {
+            source: 5,
+            target: 20,
+        }, // surrounds
+        ProtectedMessage::Block { slot: 320 }, // double proposal
+    ];
+    for m in &refused_before {
+        assert!(matches!(
+            rt.block_on(store.check_and_record(&PK, gvr, *m, [8; 32])),
+            Err(ProtectionError::Slashable(_))
+        ));
+    }
+    let s = rt.block_on(store.prune(256, 32)).unwrap();
+    assert!(s.attestations > 0 && s.blocks > 0, "{s:?}");
+    let h = rt.block_on(store.history(&PK)).unwrap();
+    assert!(h.attestations.len() <= 257, "{}", h.attestations.len());
+    for m in &refused_before {
+        let r = rt.block_on(store.check_and_record(&PK, gvr, *m, [8; 32]));
+        assert!(
+            matches!(r, Err(ProtectionError::Slashable(_))),
+            "{m:?} still refused after pruning: {r:?}"
+        );
+    }
+    // new messages still sign
+    rt.block_on(store.check_and_record(
+        &PK,
+        gvr,
+        ProtectedMessage::Attestation {
+            source: 300,
+            target: 301,
+        },
+        [7; 32],
+    ))
+    .unwrap();
+
+    // high watermark: nothing at or above it
+    rt.block_on(store.set_high_watermark(Some(HighWatermark {
+        epoch: 310,
+        slot: 310 * 32,
+    })))
+    .unwrap();
+    assert_eq!(
+        rt.block_on(store.high_watermark()).unwrap(),
+        Some(HighWatermark {
+            epoch: 310,
+            slot: 9920
+        })
+    );
+    let r = rt.block_on(store.check_and_record(
+        &PK,
+        gvr,
+        ProtectedMessage::Attestation {
+            source: 309,
+            target: 310,
+        },
+        [7; 32],
+    ));
+    assert!(matches!(r, Err(ProtectionError::Slashable(_))), "{r:?}");
+    let r = rt.block_on(store.check_and_record(
+        &PK,
+        gvr,
+        ProtectedMessage::Block { slot: 9920 },
+        [7; 32],
+    ));
+    assert!(matches!(r, Err(ProtectionError::Slashable(_))), "{r:?}");
+    rt.block_on(store.check_and_record(
+        &PK,
+        gvr,
+        ProtectedMessage::Attestation {
+            source: 308,
+            target: 309,
+        },
+        [7; 32],
+    ))
+    .unwrap();
+    rt.block_on(store.set_high_watermark(None)).unwrap();
+    rt.block_on(store.check_and_record(
+        &PK,
+        gvr,
+        ProtectedMessage::Attestation {
+            source: 309,
+            target: 310,
+        },
+        [7; 32],
+    ))
+    .unwrap();
+}
+
+#[test]
+fn high_watermark_and_pruning_sqlite() {
+    high_watermark_and_pruning(Backend::Sqlite);
+}
+
+#[test]
+fn high_watermark_and_pruning_postgres() {
+    high_watermark_and_pruning(Backend::Postgres);
+}

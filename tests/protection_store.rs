@@ -20,8 +20,9 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn open(db: &TestDb) -> Arc<dyn ProtectionStore> {
-    rt().block_on(protection::open(&db.url, 4)).unwrap()
+/// Opens a store on `rt`, which must outlive it (PostgreSQL's group-commit workers run there).
+fn open(db: &TestDb, rt: &tokio::runtime::Runtime) -> Arc<dyn ProtectionStore> {
+    rt.block_on(protection::open(&db.url, 4)).unwrap()
 }
 
 fn hex32(v: &Value) -> [u8; 32] {
@@ -187,8 +188,8 @@ fn malformed_imports_change_nothing(backend: Backend) {
     let Some(db) = fresh_db(backend, tmp.path()) else {
         return;
     };
-    let store = open(&db);
     let rt = rt();
+    let store = open(&db, &rt);
     let good = doc(
         1,
         &validator(
@@ -266,8 +267,8 @@ fn export_round_trip_and_import_watermarks(backend: Backend) {
     let Some(db) = fresh_db(backend, tmp.path()) else {
         return;
     };
-    let store = open(&db);
     let rt = rt();
+    let store = open(&db, &rt);
     let gvr = [1u8; 32];
     for (s, t) in [(1, 2), (2, 3), (3, 5)] {
         rt.block_on(store.check_and_record(
@@ -292,7 +293,7 @@ fn export_round_trip_and_import_watermarks(backend: Backend) {
     // import into a fresh database: same history, and the file's minima become low watermarks
     let tmp2 = tempfile::tempdir().unwrap();
     let db2 = fresh_db(backend, tmp2.path()).unwrap();
-    let store2 = open(&db2);
+    let store2 = open(&db2, &rt);
     let text = serde_json::to_string(&exported).unwrap();
     rt.block_on(store2.import(&interchange::parse(&text).unwrap()))
         .unwrap();
@@ -352,8 +353,8 @@ fn high_watermark_and_pruning(backend: Backend) {
     let Some(db) = fresh_db(backend, tmp.path()) else {
         return;
     };
-    let store = open(&db);
     let rt = rt();
+    let store = open(&db, &rt);
     let gvr = [1u8; 32];
     // history: attestations (t-1, t) for t in 1..=300, blocks every 32 slots
     for t in 1..=300u64 {

@@ -90,7 +90,7 @@ pub async fn sign(
     let root: [u8; 32] = plan.signing_root.0;
     // Sign on the blocking pool while the protection transaction runs; the signature is
     // released only if the record committed.
-    let signing = web::block(move || signer.sign(&root));
+    let signing = crate::keys::sign_on_pool(signer, root);
     let signature = match plan.protected {
         Some((message, genesis_validators_root)) => {
             let check =
@@ -111,9 +111,7 @@ pub async fn sign(
         }
         None => signing.await,
     };
-    let signature = signature
-        .map_err(|e| ApiError::Internal(format!("signing task failed: {e}")))?
-        .map_err(|e: SignError| ApiError::Sign(e))?;
+    let signature = signature.map_err(|e: SignError| ApiError::Sign(e))?;
     let hex_sig = format!("0x{}", hex::encode(signature));
     tracing::debug!(
         kind = plan.kind,

@@ -34,6 +34,23 @@ pub trait Signer: Send + Sync {
 #[error("signing backend failed: {0}")]
 pub struct SignError(pub String);
 
+/// Signs on the CPU-bound worker pool (one thread per core), so a burst of requests does not
+/// start one OS thread per request; resolves when the signature is ready.
+///
+/// # Errors
+/// The signer's [`SignError`], or one saying the pool dropped the job.
+pub async fn sign_on_pool(
+    signer: Arc<dyn Signer>,
+    signing_root: [u8; 32],
+) -> Result<[u8; 96], SignError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = tx.send(signer.sign(&signing_root));
+    });
+    rx.await
+        .unwrap_or_else(|_| Err(SignError("signing pool dropped the job".into())))
+}
+
 /// A BLS key held in process memory (zeroized on drop).
 pub struct MemoryKey {
     secret: SecretKey,

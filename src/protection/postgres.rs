@@ -10,10 +10,13 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
+use tokio::sync::{mpsc, oneshot};
 
 use super::interchange::{InterchangeError, PreparedImport, merge_watermarks};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
@@ -30,19 +33,29 @@ const MAX_RETRIES: usize = 5;
 /// PostgreSQL-backed slashing protection.
 pub struct PostgresStore {
     pool: PgPool,
-    validator_ids: RwLock<HashMap<[u8; 48], i64>>,
-    bound_root: OnceLock<[u8; 32]>,
+    validator_ids: Arc<RwLock<HashMap<[u8; 48], i64>>>,
+    bound_root: Arc<OnceLock<[u8; 32]>>,
+    /// Check-and-record jobs for the group-commit workers.
+    queue: mpsc::UnboundedSender<Job>,
 }
+
+/// Largest number of check-and-record jobs committed in one transaction.
+const MAX_BATCH: usize = 512;
 
 fn root_of(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
     v.and_then(|b| b.try_into().ok())
 }
 
 fn attestation_row(r: PgRow) -> SignedAttestation {
+    attestation_row_at(&r, 0)
+}
+
+/// `(source_epoch, target_epoch, signing_root)` from column `first` on.
+fn attestation_row_at(r: &PgRow, first: usize) -> SignedAttestation {
     SignedAttestation {
-        source_epoch: r.get::<i64, _>(0) as u64,
-        target_epoch: r.get::<i64, _>(1) as u64,
-        signing_root: root_of(r.get(2)),
+        source_epoch: r.get::<i64, _>(first) as u64,
+        target_epoch: r.get::<i64, _>(first + 1) as u64,
+        signing_root: root_of(r.get(first + 2)),
     }
 }
 
@@ -67,6 +80,9 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(2))
+            // No ping before every acquire (a round trip per batch): a connection broken by an
+            // outage fails its statement, the batch gets 503, and sqlx drops the connection.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         // Several instances may start together: migrations take their own advisory lock.
@@ -74,10 +90,22 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| ProtectionError::Unavailable(format!("migration failed: {e}")))?;
+        let bound_root = Arc::new(OnceLock::new());
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+        // Several committers, so one batch's round trips overlap with the next batch filling up.
+        for _ in 0..(max_connections / 4).clamp(1, 2) {
+            tokio::spawn(batch::worker(
+                pool.clone(),
+                bound_root.clone(),
+                jobs.clone(),
+            ));
+        }
         Ok(PostgresStore {
             pool,
-            validator_ids: RwLock::new(HashMap::new()),
-            bound_root: OnceLock::new(),
+            validator_ids: Arc::new(RwLock::new(HashMap::new())),
+            bound_root,
+            queue,
         })
     }
 
@@ -357,112 +385,6 @@ impl PostgresStore {
         let bound: [u8; 32] = bound.try_into().unwrap_or([0; 32]);
         Ok(check_root(&bound, &root))
     }
-
-    /// One attempt of check-and-record. The outer `Result` is a database error (rolled back),
-    /// the inner one the rules' answer.
-    async fn attempt(
-        &self,
-        public_key: &[u8; 48],
-        genesis_validators_root: [u8; 32],
-        message: ProtectedMessage,
-        signing_root: [u8; 32],
-    ) -> Result<Result<Decision, ProtectionError>, sqlx::Error> {
-        let validator = self.validator_id(public_key).await?;
-        let mut tx = self.pool.begin().await?;
-        if let Err(e) = self.bind_genesis(&mut tx, genesis_validators_root).await? {
-            return Ok(Err(e));
-        }
-        Self::lock_validators(&mut tx, &[validator]).await?;
-        let watermarks = Self::watermarks(&mut tx, validator).await?;
-        let high = Self::high(&mut tx).await?;
-        let decision = match message {
-            ProtectedMessage::Block { slot } => {
-                let db_slot = match to_db(slot, "slot") {
-                    Ok(s) => s,
-                    Err(e) => return Ok(Err(e)),
-                };
-                if let Err(v) = rules::check_block_high_watermark(high.as_ref(), slot) {
-                    return Ok(Err(v.into()));
-                }
-                let existing = sqlx::query(
-                    "SELECT signing_root FROM signed_blocks WHERE validator_id = $1 AND slot = $2",
-                )
-                .bind(validator)
-                .bind(db_slot)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| SignedBlock {
-                    slot,
-                    signing_root: root_of(r.get(0)),
-                });
-                match rules::check_block(existing.as_ref(), &watermarks, slot, signing_root) {
-                    Err(v) => return Ok(Err(v.into())),
-                    Ok(Decision::SignAndRecord) => {
-                        sqlx::query("INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES ($1, $2, $3)")
-                            .bind(validator)
-                            .bind(db_slot)
-                            .bind(signing_root.as_slice())
-                            .execute(&mut *tx)
-                            .await?;
-                        Decision::SignAndRecord
-                    }
-                    Ok(d) => d,
-                }
-            }
-            ProtectedMessage::Attestation { source, target } => {
-                let (s, t) = match (to_db(source, "source epoch"), to_db(target, "target epoch")) {
-                    (Ok(s), Ok(t)) => (s, t),
-                    (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
-                };
-                if let Err(v) =
-                    rules::check_attestation_high_watermark(high.as_ref(), source, target)
-                {
-                    return Ok(Err(v.into()));
-                }
-                let candidates: Vec<SignedAttestation> = sqlx::query(
-                    "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations
-                     WHERE validator_id = $1 AND (target_epoch = $3
-                        OR (source_epoch > $2 AND target_epoch < $3)
-                        OR (source_epoch < $2 AND target_epoch > $3))
-                     ORDER BY (target_epoch = $3) DESC LIMIT 8",
-                )
-                .bind(validator)
-                .bind(s)
-                .bind(t)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(attestation_row)
-                .collect();
-                match rules::check_attestation(
-                    &candidates,
-                    &watermarks,
-                    source,
-                    target,
-                    signing_root,
-                ) {
-                    Err(v) => return Ok(Err(v.into())),
-                    Ok(Decision::SignAndRecord) => {
-                        sqlx::query(
-                            "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
-                             VALUES ($1, $2, $3, $4)",
-                        )
-                        .bind(validator)
-                        .bind(s)
-                        .bind(t)
-                        .bind(signing_root.as_slice())
-                        .execute(&mut *tx)
-                        .await?;
-                        Decision::SignAndRecord
-                    }
-                    Ok(d) => d,
-                }
-            }
-        };
-        tx.commit().await?;
-        let _ = self.bound_root.set(genesis_validators_root);
-        Ok(Ok(decision))
-    }
 }
 
 fn check_root(bound: &[u8; 32], requested: &[u8; 32]) -> Result<(), ProtectionError> {
@@ -496,22 +418,31 @@ impl ProtectionStore for PostgresStore {
         if let Some(bound) = self.bound_root.get() {
             check_root(bound, &genesis_validators_root)?;
         }
-        let mut tries = 0;
-        loop {
-            match self
-                .attempt(public_key, genesis_validators_root, message, signing_root)
-                .await
-            {
-                Ok(answer) => return answer,
-                Err(e) => {
-                    tries += 1;
-                    if tries < MAX_RETRIES && retryable(&e) {
-                        continue;
-                    }
-                    return Err(e.into());
-                }
+        match message {
+            ProtectedMessage::Block { slot } => {
+                to_db(slot, "slot")?;
+            }
+            ProtectedMessage::Attestation { source, target } => {
+                to_db(source, "source epoch")?;
+                to_db(target, "target epoch")?;
             }
         }
+        let validator = self.validator_id(public_key).await?;
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job {
+                validator,
+                genesis_validators_root,
+                message,
+                signing_root,
+                reply,
+            })
+            .map_err(|_| ProtectionError::Unavailable("group-commit workers stopped".into()))?;
+        answer.await.unwrap_or_else(|_| {
+            Err(ProtectionError::Unavailable(
+                "group-commit worker stopped".into(),
+            ))
+        })
     }
 
     async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
@@ -616,5 +547,312 @@ impl ProtectionStore for PostgresStore {
     async fn ping(&self) -> Result<(), ProtectionError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// One check-and-record request waiting for a group commit.
+struct Job {
+    validator: i64,
+    genesis_validators_root: [u8; 32],
+    message: ProtectedMessage,
+    signing_root: [u8; 32],
+    reply: oneshot::Sender<Result<Decision, ProtectionError>>,
+}
+
+/// Group commit: concurrent check-and-record jobs (for any validators) are decided and
+/// recorded in one transaction. The transaction first takes the advisory locks of all its
+/// validators in ascending id order (so batches of different instances cannot deadlock),
+/// then reads every candidate record with set-based queries, applies the pure rules in
+/// arrival order (jobs for the same validator see each other's records), inserts the
+/// accepted ones and commits; only then is any job answered. A database error fails the
+/// whole batch (every job gets 503); serialisation failures and deadlocks are retried.
+mod batch {
+    use super::*;
+
+    pub(super) async fn worker(
+        pool: PgPool,
+        bound_root: Arc<OnceLock<[u8; 32]>>,
+        jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    ) {
+        loop {
+            let mut batch = Vec::new();
+            {
+                let mut rx = jobs.lock().await;
+                match rx.recv().await {
+                    None => return,
+                    Some(j) => batch.push(j),
+                }
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(j) => batch.push(j),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let mut tries = 0;
+            let answers = loop {
+                match decide_and_record(&pool, &bound_root, &batch).await {
+                    Ok(answers) => break answers,
+                    Err(e) if tries + 1 < MAX_RETRIES && retryable(&e) => tries += 1,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        break batch
+                            .iter()
+                            .map(|_| Err(ProtectionError::Unavailable(msg.clone())))
+                            .collect();
+                    }
+                }
+            };
+            for (job, answer) in batch.into_iter().zip(answers) {
+                let _ = job.reply.send(answer);
+            }
+        }
+    }
+
+    async fn bound_genesis(
+        conn: &mut PgConnection,
+        bound_root: &OnceLock<[u8; 32]>,
+        first: [u8; 32],
+    ) -> Result<[u8; 32], sqlx::Error> {
+        if let Some(b) = bound_root.get() {
+            return Ok(*b);
+        }
+        sqlx::query("INSERT INTO metadata (id, genesis_validators_root) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+            .bind(first.as_slice())
+            .execute(&mut *conn)
+            .await?;
+        let bound: Vec<u8> =
+            sqlx::query_scalar("SELECT genesis_validators_root FROM metadata WHERE id = 1")
+                .fetch_one(&mut *conn)
+                .await?;
+        Ok(bound.try_into().unwrap_or([0; 32]))
+    }
+
+    async fn decide_and_record(
+        pool: &PgPool,
+        bound_root: &OnceLock<[u8; 32]>,
+        batch: &[Job],
+    ) -> Result<Vec<Result<Decision, ProtectionError>>, sqlx::Error> {
+        let mut answers: Vec<Option<Result<Decision, ProtectionError>>> =
+            (0..batch.len()).map(|_| None).collect();
+        let mut tx = pool.begin().await?;
+        let bound = bound_genesis(&mut tx, bound_root, batch[0].genesis_validators_root).await?;
+        for (i, job) in batch.iter().enumerate() {
+            if let Err(e) = check_root(&bound, &job.genesis_validators_root) {
+                answers[i] = Some(Err(e));
+            }
+        }
+        let live: Vec<usize> = (0..batch.len()).filter(|i| answers[*i].is_none()).collect();
+        let ids: Vec<i64> = live.iter().map(|i| batch[*i].validator).collect();
+        PostgresStore::lock_validators(&mut tx, &ids).await?;
+        let high = PostgresStore::high(&mut tx).await?;
+
+        let mut watermarks: HashMap<i64, LowWatermarks> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT validator_id, slot, source_epoch, target_epoch FROM low_watermarks WHERE validator_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            watermarks.insert(
+                r.get(0),
+                LowWatermarks {
+                    slot: r.get::<Option<i64>, _>(1).map(|v| v as u64),
+                    source_epoch: r.get::<Option<i64>, _>(2).map(|v| v as u64),
+                    target_epoch: r.get::<Option<i64>, _>(3).map(|v| v as u64),
+                },
+            );
+        }
+
+        // Candidate records for every job, in two set-based queries.
+        let (mut bi, mut bv, mut bs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ai, mut av, mut a_s, mut at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for i in &live {
+            let job = &batch[*i];
+            match job.message {
+                ProtectedMessage::Block { slot } => {
+                    bi.push(*i as i32);
+                    bv.push(job.validator);
+                    bs.push(slot as i64);
+                }
+                ProtectedMessage::Attestation { source, target } => {
+                    ai.push(*i as i32);
+                    av.push(job.validator);
+                    a_s.push(source as i64);
+                    at.push(target as i64);
+                }
+            }
+        }
+        let mut block_found: HashMap<usize, SignedBlock> = HashMap::new();
+        if !bi.is_empty() {
+            for r in sqlx::query(
+                "SELECT q.i, b.slot, b.signing_root FROM unnest($1::int4[], $2::int8[], $3::int8[]) AS q(i, vid, slot)
+                 JOIN signed_blocks b ON b.validator_id = q.vid AND b.slot = q.slot",
+            )
+            .bind(&bi)
+            .bind(&bv)
+            .bind(&bs)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                block_found.insert(
+                    r.get::<i32, _>(0) as usize,
+                    SignedBlock {
+                        slot: r.get::<i64, _>(1) as u64,
+                        signing_root: root_of(r.get(2)),
+                    },
+                );
+            }
+        }
+        let mut att_found: HashMap<usize, Vec<SignedAttestation>> = HashMap::new();
+        if !ai.is_empty() {
+            // Same target, surrounded-by (later target, earlier source) and surrounding
+            // (earlier target, later source), each an index range scan; any surround row is a
+            // violation by itself, so the LIMITs cannot hide a conflict.
+            for r in sqlx::query(
+                "SELECT q.i, c.source_epoch, c.target_epoch, c.signing_root
+                 FROM unnest($1::int4[], $2::int8[], $3::int8[], $4::int8[]) AS q(i, vid, s, t)
+                 CROSS JOIN LATERAL (
+                     (SELECT source_epoch, target_epoch, signing_root FROM signed_attestations
+                       WHERE validator_id = q.vid AND target_epoch = q.t)
+                     UNION ALL
+                     (SELECT source_epoch, target_epoch, signing_root FROM signed_attestations
+                       WHERE validator_id = q.vid AND target_epoch > q.t AND source_epoch < q.s LIMIT 4)
+                     UNION ALL
+                     (SELECT source_epoch, target_epoch, signing_root FROM signed_attestations
+                       WHERE validator_id = q.vid AND source_epoch > q.s AND target_epoch < q.t LIMIT 4)
+                 ) AS c",
+            )
+            .bind(&ai)
+            .bind(&av)
+            .bind(&a_s)
+            .bind(&at)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                att_found
+                    .entry(r.get::<i32, _>(0) as usize)
+                    .or_default()
+                    .push(attestation_row_at(&r, 1));
+            }
+        }
+
+        // Decide in arrival order; accepted records of this batch count for later jobs.
+        let mut new_blocks: HashMap<(i64, u64), SignedBlock> = HashMap::new();
+        let mut new_atts: HashMap<i64, Vec<SignedAttestation>> = HashMap::new();
+        let none = LowWatermarks::default();
+        for i in live {
+            let job = &batch[i];
+            let w = watermarks.get(&job.validator).unwrap_or(&none);
+            let answer = match job.message {
+                ProtectedMessage::Block { slot } => {
+                    rules::check_block_high_watermark(high.as_ref(), slot).and_then(|()| {
+                        let existing = block_found
+                            .get(&i)
+                            .or_else(|| new_blocks.get(&(job.validator, slot)));
+                        let d = rules::check_block(existing, w, slot, job.signing_root)?;
+                        if d == Decision::SignAndRecord {
+                            new_blocks.insert(
+                                (job.validator, slot),
+                                SignedBlock {
+                                    slot,
+                                    signing_root: Some(job.signing_root),
+                                },
+                            );
+                        }
+                        Ok(d)
+                    })
+                }
+                ProtectedMessage::Attestation { source, target } => {
+                    rules::check_attestation_high_watermark(high.as_ref(), source, target).and_then(
+                        |()| {
+                            let mut candidates = att_found.remove(&i).unwrap_or_default();
+                            if let Some(mine) = new_atts.get(&job.validator) {
+                                candidates.extend(mine.iter().copied());
+                            }
+                            let d = rules::check_attestation(
+                                &candidates,
+                                w,
+                                source,
+                                target,
+                                job.signing_root,
+                            )?;
+                            if d == Decision::SignAndRecord {
+                                new_atts.entry(job.validator).or_default().push(
+                                    SignedAttestation {
+                                        source_epoch: source,
+                                        target_epoch: target,
+                                        signing_root: Some(job.signing_root),
+                                    },
+                                );
+                            }
+                            Ok(d)
+                        },
+                    )
+                }
+            };
+            answers[i] = Some(answer.map_err(ProtectionError::from));
+        }
+
+        if !new_blocks.is_empty() {
+            let (v, s, r): (Vec<i64>, Vec<i64>, Vec<Vec<u8>>) = new_blocks
+                .iter()
+                .map(|((vid, slot), b)| {
+                    (
+                        *vid,
+                        *slot as i64,
+                        b.signing_root.unwrap_or_default().to_vec(),
+                    )
+                })
+                .fold(
+                    (Vec::new(), Vec::new(), Vec::new()),
+                    |(mut a, mut b, mut c), (x, y, z)| {
+                        a.push(x);
+                        b.push(y);
+                        c.push(z);
+                        (a, b, c)
+                    },
+                );
+            sqlx::query(
+                "INSERT INTO signed_blocks (validator_id, slot, signing_root)
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::bytea[])",
+            )
+            .bind(&v)
+            .bind(&s)
+            .bind(&r)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !new_atts.is_empty() {
+            let (mut v, mut s, mut t, mut r) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::<Vec<u8>>::new());
+            for (vid, atts) in &new_atts {
+                for a in atts {
+                    v.push(*vid);
+                    s.push(a.source_epoch as i64);
+                    t.push(a.target_epoch as i64);
+                    r.push(a.signing_root.unwrap_or_default().to_vec());
+                }
+            }
+            sqlx::query(
+                "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bytea[])",
+            )
+            .bind(&v)
+            .bind(&s)
+            .bind(&t)
+            .bind(&r)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        let _ = bound_root.set(bound);
+        Ok(answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| Err(ProtectionError::Unavailable("job not decided".into())))
+            })
+            .collect())
     }
 }

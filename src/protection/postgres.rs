@@ -46,6 +46,14 @@ fn root_of(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
     v.and_then(|b| b.try_into().ok())
 }
 
+/// A row `(slot, signing_root)` of `signed_blocks`.
+fn block_row(r: PgRow) -> SignedBlock {
+    SignedBlock {
+        slot: r.get::<i64, _>(0) as u64,
+        signing_root: root_of(r.get(1)),
+    }
+}
+
 fn attestation_row(r: PgRow) -> SignedAttestation {
     attestation_row_at(&r, 0)
 }
@@ -320,10 +328,7 @@ impl PostgresStore {
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
-            .map(|r| SignedBlock {
-                slot: r.get::<i64, _>(0) as u64,
-                signing_root: root_of(r.get(1)),
-            })
+            .map(block_row)
             .collect();
             let pruned_atts: Vec<SignedAttestation> = sqlx::query(
                 "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = $1
@@ -461,10 +466,7 @@ impl ProtectionStore for PostgresStore {
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
-        .map(|r| SignedBlock {
-            slot: r.get::<i64, _>(0) as u64,
-            signing_root: root_of(r.get(1)),
-        })
+        .map(block_row)
         .collect();
         let attestations = sqlx::query(
             "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = $1 ORDER BY target_epoch",

@@ -39,6 +39,14 @@ fn root_of(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
     v.and_then(|b| b.try_into().ok())
 }
 
+/// A row `(slot, signing_root)` of `signed_blocks`.
+fn block_row(r: SqliteRow) -> SignedBlock {
+    SignedBlock {
+        slot: r.get::<i64, _>(0) as u64,
+        signing_root: root_of(r.get(1)),
+    }
+}
+
 /// A row `(source_epoch, target_epoch, signing_root)` of `signed_attestations`.
 fn attestation_row(r: SqliteRow) -> SignedAttestation {
     SignedAttestation {
@@ -321,10 +329,7 @@ impl ProtectionStore for SqliteStore {
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
-        .map(|r| SignedBlock {
-            slot: r.get::<i64, _>(0) as u64,
-            signing_root: root_of(r.get(1)),
-        })
+        .map(block_row)
         .collect();
         let attestations = sqlx::query(
             "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ? ORDER BY target_epoch",
@@ -471,10 +476,7 @@ impl ProtectionStore for SqliteStore {
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
-            .map(|r| SignedBlock {
-                slot: r.get::<i64, _>(0) as u64,
-                signing_root: root_of(r.get(1)),
-            })
+            .map(block_row)
             .collect();
             let pruned_atts: Vec<SignedAttestation> = sqlx::query(
                 "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ?1

@@ -178,6 +178,23 @@ pub async fn export(
     Ok(interchange::build(root, out))
 }
 
+/// A 32-byte root from a nullable BLOB/BYTEA column (`None` for NULL or a wrong length).
+pub(crate) fn root_of(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
+    v.and_then(|b| b.try_into().ok())
+}
+
+/// Refuses a genesis validators root other than the one the database is bound to.
+pub(crate) fn check_root(bound: &[u8; 32], requested: &[u8; 32]) -> Result<(), ProtectionError> {
+    if bound == requested {
+        Ok(())
+    } else {
+        Err(ProtectionError::GenesisMismatch {
+            requested: format!("0x{}", hex::encode(requested)),
+            bound: format!("0x{}", hex::encode(bound)),
+        })
+    }
+}
+
 /// Converts a slot or epoch to the database's signed 64-bit integer.
 ///
 /// # Errors

@@ -22,7 +22,7 @@ use super::interchange::{InterchangeError, PreparedImport, merge_watermarks};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
 use super::{
     ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
-    ValidatorHistory, to_db,
+    ValidatorHistory, check_root, root_of, to_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -41,10 +41,6 @@ pub struct PostgresStore {
 
 /// Largest number of check-and-record jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
-
-fn root_of(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
-    v.and_then(|b| b.try_into().ok())
-}
 
 /// A row `(slot, signing_root)` of `signed_blocks`.
 fn block_row(r: PgRow) -> SignedBlock {
@@ -389,17 +385,6 @@ impl PostgresStore {
                 .await?;
         let bound: [u8; 32] = bound.try_into().unwrap_or([0; 32]);
         Ok(check_root(&bound, &root))
-    }
-}
-
-fn check_root(bound: &[u8; 32], requested: &[u8; 32]) -> Result<(), ProtectionError> {
-    if bound == requested {
-        Ok(())
-    } else {
-        Err(ProtectionError::GenesisMismatch {
-            requested: format!("0x{}", hex::encode(requested)),
-            bound: format!("0x{}", hex::encode(bound)),
-        })
     }
 }
 

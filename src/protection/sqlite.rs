@@ -20,7 +20,7 @@ use super::interchange::{InterchangeError, PreparedImport, merge_watermarks};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
 use super::{
     ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
-    ValidatorHistory, to_db,
+    ValidatorHistory, check_root, root_of, to_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -33,10 +33,6 @@ pub struct SqliteStore {
     /// Serialises this process's writers in FIFO order before `BEGIN IMMEDIATE`, so they queue
     /// here instead of in SQLite's busy handler (which sleeps with back-off and ruins tail latency).
     writer: tokio::sync::Mutex<()>,
-}
-
-fn root_of(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
-    v.and_then(|b| b.try_into().ok())
 }
 
 /// A row `(slot, signing_root)` of `signed_blocks`.
@@ -185,17 +181,6 @@ impl SqliteStore {
                 Ok(())
             }
         }
-    }
-}
-
-fn check_root(bound: &[u8; 32], requested: &[u8; 32]) -> Result<(), ProtectionError> {
-    if bound == requested {
-        Ok(())
-    } else {
-        Err(ProtectionError::GenesisMismatch {
-            requested: format!("0x{}", hex::encode(requested)),
-            bound: format!("0x{}", hex::encode(bound)),
-        })
     }
 }
 

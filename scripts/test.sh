@@ -19,5 +19,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$clients/python/requirements.txt" -nt "$ven
   touch "$venv/.installed"
 fi
 
+echo "== cargo test: benchmark smoke runs (benches/ in test mode)"
+cargo test --benches "$@"
 echo "== cargo test"
-cargo test --all-targets "$@"
+cargo test --lib --bins --tests "$@"

@@ -187,31 +187,9 @@ pub fn signature_of(body: &str) -> String {
         .to_string()
 }
 
-/// Counts rows of the slashing-protection tables of a SQLite database file (blocks, attestations).
+/// Counts the records (blocks, attestations) in a SQLite database file.
 pub fn count_records(db_url: &str) -> (i64, i64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::ConnectOptions;
-        use std::str::FromStr;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(db_url)
-            .unwrap()
-            .read_only(true)
-            .connect()
-            .await
-            .unwrap();
-        let b: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signed_blocks")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signed_attestations")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        (b, a)
-    })
+    count_records_any(db_url)
 }
 
 /// A mainnet-style `fork_info` with one version and a genesis validators root of `gvr_byte` repeated.
@@ -340,26 +318,21 @@ pub fn fresh_db(backend: Backend, dir: &Path) -> Option<TestDb> {
     }
 }
 
-/// Row counts (blocks, attestations) of any palisade database URL.
+/// Counts the records (blocks, attestations) of every validator in any palisade database
+/// URL, read through the store itself.
 pub fn count_records_any(url: &str) -> (i64, i64) {
-    if url.starts_with("sqlite:") {
-        return count_records(url);
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        let b: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signed_blocks")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signed_attestations")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        (b, a)
+        let store = palisade::protection::open(url, 1).await.unwrap();
+        let (mut blocks, mut attestations) = (0, 0);
+        for key in store.validators().await.unwrap() {
+            let h = store.history(&key).await.unwrap();
+            blocks += h.blocks.len() as i64;
+            attestations += h.attestations.len() as i64;
+        }
+        (blocks, attestations)
     })
 }

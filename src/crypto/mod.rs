@@ -1,3 +1,4 @@
 //! Signature schemes. Secret keys are zeroized on drop and never `Debug`/`Display`ed.
 
 pub mod bls;
+pub mod tezos;

@@ -7,6 +7,7 @@ pub mod interchange;
 pub mod postgres;
 pub mod rules;
 pub mod sqlite;
+pub mod watermark;
 
 use async_trait::async_trait;
 
@@ -16,6 +17,9 @@ pub use rules::{
 };
 
 use interchange::{Interchange, InterchangeError, PreparedImport};
+use watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision, WatermarkViolation};
+
+use crate::chain::tezos::payload::ConsensusKind;
 
 /// Why a store refused or could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,9 @@ pub enum ProtectionError {
     /// The message is slashable or below a low watermark (HTTP 412).
     #[error("slashing protection refused: {0}")]
     Slashable(#[from] Violation),
+    /// A Tezos consensus request at or below its high watermark with other bytes (HTTP 409).
+    #[error("high watermark refused: {0}")]
+    Watermark(#[from] WatermarkViolation),
     /// The request's genesis validators root is not the one the database is bound to (HTTP 412).
     #[error("genesis validators root {requested} does not match the database's {bound}")]
     GenesisMismatch { requested: String, bound: String },
@@ -131,6 +138,28 @@ pub trait ProtectionStore: Send + Sync {
         slots_per_epoch: u64,
     ) -> Result<PruneSummary, ProtectionError>;
 
+    /// Checks a Tezos consensus request against the high watermark of its (chain id, pkh,
+    /// kind) and, when it is strictly above, records the new mark with the request's payload
+    /// hash and signature; commits before returning. Serialised per mark across processes.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Watermark`] (nothing written), [`ProtectionError::Unavailable`].
+    async fn tezos_check_and_record(
+        &self,
+        request: &TezosWatermarkRequest,
+    ) -> Result<WatermarkDecision, ProtectionError>;
+
+    /// The high watermark of one (chain id, pkh, kind), if anything was signed.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`].
+    async fn tezos_mark(
+        &self,
+        chain_id: [u8; 4],
+        pkh: &str,
+        kind: ConsensusKind,
+    ) -> Result<Option<TezosMark>, ProtectionError>;
+
     /// A cheap round trip to the database, for health checks.
     ///
     /// # Errors
@@ -193,6 +222,25 @@ pub(crate) fn check_root(bound: &[u8; 32], requested: &[u8; 32]) -> Result<(), P
             bound: format!("0x{}", hex::encode(bound)),
         })
     }
+}
+
+/// A `tezos_high_watermarks` row as selected by both stores: `(level, round, payload_hash,
+/// signature)`.
+pub(crate) type MarkRow = (i64, i64, Vec<u8>, Vec<u8>);
+
+/// The mark in a [`MarkRow`].
+///
+/// # Errors
+/// [`ProtectionError::Unavailable`] for a row the schema's checks should have prevented.
+pub(crate) fn mark_of(row: MarkRow) -> Result<TezosMark, ProtectionError> {
+    let (level, round, hash, signature) = row;
+    let corrupt = || ProtectionError::Unavailable("corrupt tezos_high_watermarks row".into());
+    Ok(TezosMark {
+        level: u32::try_from(level).map_err(|_| corrupt())?,
+        round: u32::try_from(round).map_err(|_| corrupt())?,
+        payload_hash: hash.try_into().map_err(|_| corrupt())?,
+        signature,
+    })
 }
 
 /// Converts a slot or epoch to the database's signed 64-bit integer.

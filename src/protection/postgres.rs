@@ -18,17 +18,38 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::chain::tezos::payload::ConsensusKind;
+
 use super::interchange::{InterchangeError, PreparedImport, merge_watermarks};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
+use super::watermark::{self, TezosMark, TezosWatermarkRequest, WatermarkDecision};
 use super::{
-    ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
-    ValidatorHistory, check_root, root_of, to_db,
+    ImportSummary, MarkRow, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
+    ValidatorHistory, check_root, mark_of, root_of, to_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Retries of a transaction that failed with a serialisation failure or deadlock.
 const MAX_RETRIES: usize = 5;
+
+/// Class of the two-key advisory locks on Tezos high watermarks (`pg_advisory_xact_lock(int4,
+/// int4)`; that key space does not overlap the one-key space eth2 validators are locked in).
+const TEZOS_LOCK_CLASS: i32 = 0x747a;
+
+const SELECT_MARK: &str = "SELECT level, round, payload_hash, signature FROM tezos_high_watermarks
+     WHERE chain_id = $1 AND pkh = $2 AND kind = $3";
+
+/// The advisory-lock key of one Tezos mark: the first 4 bytes of blake2b-256(chain id || kind
+/// || pkh). Two marks sharing a key only serialise more, never less.
+fn tezos_lock_key(request: &TezosWatermarkRequest) -> i32 {
+    let mut bytes = request.chain_id.to_vec();
+    bytes.extend_from_slice(request.kind.as_str().as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(request.pkh.as_bytes());
+    let digest = crate::crypto::tezos::blake2b_256(&bytes);
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
 
 /// PostgreSQL-backed slashing protection.
 pub struct PostgresStore {
@@ -208,6 +229,54 @@ impl PostgresStore {
                     .map(|pk| (pk, r.get::<i64, _>(0)))
             })
             .collect())
+    }
+
+    /// One attempt at a Tezos check-and-record: lock the mark, read it, decide, upsert, commit.
+    /// The outer `Err` is a database error (retried if retryable); the inner result is the answer.
+    async fn tezos_attempt(
+        &self,
+        request: &TezosWatermarkRequest,
+    ) -> Result<Result<WatermarkDecision, ProtectionError>, sqlx::Error> {
+        // Any early return drops `tx`, which rolls back: nothing is written on error.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(TEZOS_LOCK_CLASS)
+            .bind(tezos_lock_key(request))
+            .execute(&mut *tx)
+            .await?;
+        let row: Option<MarkRow> = sqlx::query_as(SELECT_MARK)
+            .bind(request.chain_id.as_slice())
+            .bind(&request.pkh)
+            .bind(request.kind.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mark = match row.map(mark_of).transpose() {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
+        let decision = match watermark::check(mark.as_ref(), request) {
+            Ok(d) => d,
+            Err(v) => return Ok(Err(v.into())),
+        };
+        if decision == WatermarkDecision::SignAndRecord {
+            sqlx::query(
+                "INSERT INTO tezos_high_watermarks (chain_id, pkh, kind, level, round, payload_hash, signature)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (chain_id, pkh, kind) DO UPDATE
+                 SET level = $4, round = $5, payload_hash = $6, signature = $7",
+            )
+            .bind(request.chain_id.as_slice())
+            .bind(&request.pkh)
+            .bind(request.kind.as_str())
+            .bind(i64::from(request.level))
+            .bind(i64::from(request.round))
+            .bind(request.payload_hash.as_slice())
+            .bind(request.signature.as_slice())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(Ok(decision))
     }
 
     /// Takes the advisory locks of `ids` in ascending order (the order every writer uses).
@@ -529,6 +598,35 @@ impl ProtectionStore for PostgresStore {
         slots_per_epoch: u64,
     ) -> Result<PruneSummary, ProtectionError> {
         Ok(self.prune_attempt(epochs_to_keep, slots_per_epoch).await?)
+    }
+
+    async fn tezos_check_and_record(
+        &self,
+        request: &TezosWatermarkRequest,
+    ) -> Result<WatermarkDecision, ProtectionError> {
+        let mut tries = 0;
+        loop {
+            match self.tezos_attempt(request).await {
+                Ok(answer) => return answer,
+                Err(e) if tries + 1 < MAX_RETRIES && retryable(&e) => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn tezos_mark(
+        &self,
+        chain_id: [u8; 4],
+        pkh: &str,
+        kind: ConsensusKind,
+    ) -> Result<Option<TezosMark>, ProtectionError> {
+        let row: Option<MarkRow> = sqlx::query_as(SELECT_MARK)
+            .bind(chain_id.as_slice())
+            .bind(pkh)
+            .bind(kind.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(mark_of).transpose()
     }
 
     async fn ping(&self) -> Result<(), ProtectionError> {

@@ -16,11 +16,14 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+use crate::chain::tezos::payload::ConsensusKind;
+
 use super::interchange::{InterchangeError, PreparedImport, merge_watermarks};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
+use super::watermark::{self, TezosMark, TezosWatermarkRequest, WatermarkDecision};
 use super::{
-    ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
-    ValidatorHistory, check_root, root_of, to_db,
+    ImportSummary, MarkRow, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
+    ValidatorHistory, check_root, mark_of, root_of, to_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -51,6 +54,9 @@ fn attestation_row(r: SqliteRow) -> SignedAttestation {
         signing_root: root_of(r.get(2)),
     }
 }
+
+const SELECT_MARK: &str = "SELECT level, round, payload_hash, signature FROM tezos_high_watermarks
+     WHERE chain_id = ? AND pkh = ? AND kind = ?";
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://PATH` URL and applies migrations.
@@ -502,6 +508,57 @@ impl ProtectionStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(summary)
+    }
+
+    async fn tezos_check_and_record(
+        &self,
+        request: &TezosWatermarkRequest,
+    ) -> Result<WatermarkDecision, ProtectionError> {
+        let _writer = self.writer.lock().await;
+        // Any early return drops `tx`, which rolls back: nothing is written on error.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row: Option<MarkRow> = sqlx::query_as(SELECT_MARK)
+            .bind(request.chain_id.as_slice())
+            .bind(&request.pkh)
+            .bind(request.kind.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mark = row.map(mark_of).transpose()?;
+        let decision = watermark::check(mark.as_ref(), request)?;
+        if decision == WatermarkDecision::SignAndRecord {
+            sqlx::query(
+                "INSERT INTO tezos_high_watermarks (chain_id, pkh, kind, level, round, payload_hash, signature)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (chain_id, pkh, kind) DO UPDATE
+                 SET level = ?4, round = ?5, payload_hash = ?6, signature = ?7",
+            )
+            .bind(request.chain_id.as_slice())
+            .bind(&request.pkh)
+            .bind(request.kind.as_str())
+            .bind(i64::from(request.level))
+            .bind(i64::from(request.round))
+            .bind(request.payload_hash.as_slice())
+            .bind(request.signature.as_slice())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(decision)
+    }
+
+    async fn tezos_mark(
+        &self,
+        chain_id: [u8; 4],
+        pkh: &str,
+        kind: ConsensusKind,
+    ) -> Result<Option<TezosMark>, ProtectionError> {
+        let row: Option<MarkRow> = sqlx::query_as(SELECT_MARK)
+            .bind(chain_id.as_slice())
+            .bind(pkh)
+            .bind(kind.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(mark_of).transpose()
     }
 
     async fn ping(&self) -> Result<(), ProtectionError> {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::chain::tezos::payload::KNOWN_MAGIC_BYTES as TEZOS_KNOWN_MAGIC_BYTES;
+
 /// Command line of the `palisade` binary.
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +32,29 @@ pub enum Command {
     SlashingProtection(SlashingProtectionCommand),
     /// Apply the database migrations and exit (they also run at start-up).
     Migrate(DbArgs),
+    /// Key tools.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `palisade keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Turn an octez client's `secret_keys` file into `tezos-secret` key configs (one
+    /// `<alias>.yaml` per key, mode 0600) for `--key-config-path`.
+    #[command(name = "import-octez")]
+    ImportOctez {
+        /// The octez `secret_keys` file (e.g. ~/.tezos-client/secret_keys).
+        #[arg(long)]
+        secret_keys: PathBuf,
+        /// Directory to write the key configs to (your --key-config-path).
+        #[arg(long)]
+        out: PathBuf,
+        /// Password file for `encrypted:` keys: checked against each of them and named in
+        /// their configs.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
 }
 
 /// The database a tool works on.
@@ -158,6 +183,28 @@ pub struct ServeArgs {
     /// Hours between pruning runs [default: 24].
     #[arg(long, env = "PALISADE_SLASHING_PROTECTION_PRUNING_INTERVAL")]
     pub slashing_protection_pruning_interval: Option<u64>,
+    /// Address of the Tezos (octez-signer) API [default: the eth2 API's host]. Giving it turns
+    /// the Tezos listener on even without Tezos keys.
+    #[arg(long, env = "PALISADE_TEZOS_HTTP_LISTEN_HOST")]
+    pub tezos_http_listen_host: Option<String>,
+    /// Port of the Tezos (octez-signer) API; 0 picks a free port [default: 6732]. The listener
+    /// starts when Tezos keys are configured or this flag (or the host flag) is given.
+    #[arg(long, env = "PALISADE_TEZOS_HTTP_LISTEN_PORT")]
+    pub tezos_http_listen_port: Option<u16>,
+    /// Magic bytes the Tezos API signs at all, e.g. `0x11,0x12,0x13` [default: all known:
+    /// 0x01,0x02,0x03,0x05,0x11,0x12,0x13]; key policies narrow it further.
+    #[arg(long, env = "PALISADE_TEZOS_MAGIC_BYTES")]
+    pub tezos_magic_bytes: Option<String>,
+    /// Serve `GET /known_keys` (lists every Tezos pkh) [default: false].
+    #[arg(long, env = "PALISADE_TEZOS_ALLOW_LIST_KNOWN_KEYS", num_args = 0..=1, default_missing_value = "true")]
+    pub tezos_allow_list_known_keys: Option<bool>,
+    /// Require an `authentication` signature by one of `--tezos-authorized-keys` on every
+    /// Tezos signing request [default: false].
+    #[arg(long, env = "PALISADE_TEZOS_REQUIRE_AUTHENTICATION", num_args = 0..=1, default_missing_value = "true")]
+    pub tezos_require_authentication: Option<bool>,
+    /// File of authorized public keys (edpk/sppk/p2pk/BLpk), one per line; `#` starts a comment.
+    #[arg(long, env = "PALISADE_TEZOS_AUTHORIZED_KEYS")]
+    pub tezos_authorized_keys: Option<PathBuf>,
 }
 
 /// Errors resolving the configuration.
@@ -165,6 +212,51 @@ pub struct ServeArgs {
 pub enum ConfigError {
     #[error("cannot read config file {path}: {reason}")]
     File { path: String, reason: String },
+    #[error("invalid {flag}: {reason}")]
+    Invalid { flag: &'static str, reason: String },
+}
+
+/// The resolved configuration of the Tezos (octez-signer) listener.
+#[derive(Debug, Clone)]
+pub struct TezosConfig {
+    pub listen_host: String,
+    pub listen_port: u16,
+    /// The listener was asked for explicitly (it also starts when Tezos keys are loaded).
+    pub explicitly_enabled: bool,
+    /// Magic bytes signed at all.
+    pub magic_bytes: Vec<u8>,
+    pub allow_list_known_keys: bool,
+    pub require_authentication: bool,
+    pub authorized_keys: Option<PathBuf>,
+}
+
+/// Parses `0x11,0x12,13` into bytes; each must be a known magic byte.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the bad entry.
+pub fn parse_magic_bytes(list: &str) -> Result<Vec<u8>, ConfigError> {
+    let bad = |reason: String| ConfigError::Invalid {
+        flag: "--tezos-magic-bytes",
+        reason,
+    };
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let hex = item.trim_start_matches("0x").trim_start_matches("0X");
+        let b =
+            u8::from_str_radix(hex, 16).map_err(|_| bad(format!("`{item}` is not a hex byte")))?;
+        if !TEZOS_KNOWN_MAGIC_BYTES.contains(&b) {
+            return Err(bad(format!(
+                "0x{b:02x} is not a known magic byte (known: 0x01, 0x02, 0x03, 0x05, 0x11, 0x12, 0x13)"
+            )));
+        }
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("empty list".into()));
+    }
+    Ok(out)
 }
 
 /// The resolved configuration of `palisade serve`.
@@ -179,6 +271,8 @@ pub struct ServeConfig {
     pub slashing_protection_db_pool_size: u32,
     /// `Some(epochs to keep, interval)` when pruning is enabled.
     pub pruning: Option<(u64, std::time::Duration)>,
+    /// The Tezos listener.
+    pub tezos: TezosConfig,
 }
 
 macro_rules! merge {
@@ -214,8 +308,38 @@ impl ServeArgs {
             slashing_protection_db_pool_size,
             slashing_protection_pruning_enabled,
             slashing_protection_pruning_epochs_to_keep,
-            slashing_protection_pruning_interval
+            slashing_protection_pruning_interval,
+            tezos_http_listen_host,
+            tezos_http_listen_port,
+            tezos_magic_bytes,
+            tezos_allow_list_known_keys,
+            tezos_require_authentication,
+            tezos_authorized_keys
         );
+        let http_listen_host = m.http_listen_host.unwrap_or_else(|| "127.0.0.1".into());
+        let require_authentication = m.tezos_require_authentication.unwrap_or(false);
+        if require_authentication && m.tezos_authorized_keys.is_none() {
+            return Err(ConfigError::Invalid {
+                flag: "--tezos-require-authentication",
+                reason: "needs --tezos-authorized-keys FILE".into(),
+            });
+        }
+        let tezos = TezosConfig {
+            listen_host: m
+                .tezos_http_listen_host
+                .clone()
+                .unwrap_or_else(|| http_listen_host.clone()),
+            listen_port: m.tezos_http_listen_port.unwrap_or(6732),
+            explicitly_enabled: m.tezos_http_listen_host.is_some()
+                || m.tezos_http_listen_port.is_some(),
+            magic_bytes: match &m.tezos_magic_bytes {
+                Some(list) => parse_magic_bytes(list)?,
+                None => TEZOS_KNOWN_MAGIC_BYTES.to_vec(),
+            },
+            allow_list_known_keys: m.tezos_allow_list_known_keys.unwrap_or(false),
+            require_authentication,
+            authorized_keys: m.tezos_authorized_keys,
+        };
         let data_dir = m
             .data_dir
             .unwrap_or_else(|| PathBuf::from("./palisade-data"));
@@ -231,7 +355,7 @@ impl ServeArgs {
             )
         });
         Ok(ServeConfig {
-            http_listen_host: m.http_listen_host.unwrap_or_else(|| "127.0.0.1".into()),
+            http_listen_host,
             http_listen_port: m.http_listen_port.unwrap_or(9000),
             data_dir,
             network: m.network.unwrap_or_else(|| "mainnet".into()),
@@ -254,6 +378,7 @@ impl ServeArgs {
                         ),
                     )
                 }),
+            tezos,
         })
     }
 }

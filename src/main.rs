@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use palisade::config::{Cli, Command, SlashingProtectionCommand};
+use palisade::config::{Cli, Command, KeysCommand, SlashingProtectionCommand};
 use palisade::protection::{self, HighWatermark};
 
 /// Refuses core dumps and ptrace attachment, so key material cannot leave through them.
@@ -52,6 +52,27 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::SlashingProtection(cmd) => runtime()?.block_on(slashing_protection(cmd)),
+        Command::Keys(KeysCommand::ImportOctez {
+            secret_keys,
+            out,
+            password_file,
+        }) => {
+            let written =
+                palisade::keys::tezos::import_octez(&secret_keys, &out, password_file.as_deref())
+                    .map_err(anyhow::Error::msg)?;
+            for k in &written {
+                println!(
+                    "{}\t{}\t{}",
+                    k.name,
+                    k.pkh
+                        .as_deref()
+                        .unwrap_or("(encrypted; pkh known once loaded)"),
+                    k.file.display()
+                );
+            }
+            println!("wrote {} key configs to {}", written.len(), out.display());
+            Ok(())
+        }
     }
 }
 

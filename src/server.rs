@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use actix_web::{App, HttpServer};
 
+use crate::api::tezos::{TezosState, read_authorized_keys};
 use crate::api::{self, AppState};
 use crate::chain::eth2::network::NetworkConfig;
 use crate::config::ServeConfig;
@@ -15,6 +16,8 @@ use crate::keys::KeyRegistry;
 pub struct Prepared {
     /// Shared state of the handlers.
     pub state: AppState,
+    /// State of the Tezos handlers, when the Tezos listener is to start.
+    pub tezos: Option<TezosState>,
     /// Milliseconds spent loading keys.
     pub key_load_ms: u128,
 }
@@ -35,6 +38,7 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
     let key_load_ms = started.elapsed().as_millis();
     tracing::info!(
         keys = keys.len(),
+        tezos_keys = keys.tezos_len(),
         errors = keys.errors().len(),
         elapsed_ms = key_load_ms as u64,
         "keys loaded"
@@ -67,18 +71,42 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
         .register_validators(&keys.public_keys())
         .await
         .map_err(|e| e.to_string())?;
+    let keys = Arc::new(keys);
+    let tezos = if config.tezos.explicitly_enabled || keys.tezos_len() > 0 {
+        let authorized_keys = if config.tezos.require_authentication {
+            let path = config
+                .tezos
+                .authorized_keys
+                .as_deref()
+                .ok_or("--tezos-require-authentication needs --tezos-authorized-keys FILE")?;
+            Some(Arc::new(read_authorized_keys(path)?))
+        } else {
+            None
+        };
+        Some(TezosState {
+            keys: keys.clone(),
+            store: store.clone(),
+            magic_bytes: config.tezos.magic_bytes.clone(),
+            allow_list_known_keys: config.tezos.allow_list_known_keys,
+            authorized_keys,
+        })
+    } else {
+        None
+    };
     Ok(Prepared {
         state: AppState {
-            keys: Arc::new(keys),
+            keys,
             store,
             network: Arc::new(network),
         },
+        tezos,
         key_load_ms,
     })
 }
 
-/// Binds the eth2 listener and serves until SIGINT/SIGTERM. Prints
-/// `palisade eth2 API listening on http://ADDR` once bound (tests read it for port 0).
+/// Binds the eth2 listener (and the Tezos listener when prepared) and serves until
+/// SIGINT/SIGTERM. Prints `palisade eth2 API listening on http://ADDR` and `palisade tezos
+/// API listening on http://ADDR` once bound (tests read them for port 0).
 ///
 /// # Errors
 /// The bind or server error.
@@ -88,8 +116,19 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
         .bind((config.http_listen_host.as_str(), config.http_listen_port))?;
     let addrs: Vec<SocketAddr> = server.addrs();
     for a in &addrs {
-        tracing::info!(%a, "listening");
+        tracing::info!(%a, "eth2 API listening");
         println!("palisade eth2 API listening on http://{a}");
     }
-    server.run().await
+    let Some(tezos) = prepared.tezos else {
+        return server.run().await;
+    };
+    let tezos_server =
+        HttpServer::new(move || App::new().configure(api::tezos::configure(tezos.clone())))
+            .bind((config.tezos.listen_host.as_str(), config.tezos.listen_port))?;
+    for a in tezos_server.addrs() {
+        tracing::info!(%a, "tezos API listening");
+        println!("palisade tezos API listening on http://{a}");
+    }
+    let (eth2, tezos) = futures_util::future::join(server.run(), tezos_server.run()).await;
+    eth2.and(tezos)
 }

@@ -33,6 +33,17 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<super::BodyError> for ApiError {
+    fn from(e: super::BodyError) -> Self {
+        match e {
+            super::BodyError::TooLarge(n) => ApiError::TooLarge(n),
+            super::BodyError::Read(m) => {
+                ApiError::Invalid(format!("cannot read request body: {m}"))
+            }
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -46,6 +57,7 @@ impl ResponseError for ApiError {
                 ProtectionError::OutOfRange(_) | ProtectionError::Import(_) => {
                     StatusCode::BAD_REQUEST
                 }
+                ProtectionError::Watermark(_) => StatusCode::CONFLICT,
                 ProtectionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::Sign(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

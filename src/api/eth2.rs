@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 
 use super::error::ApiError;
 use super::{AppState, MAX_BODY_BYTES};
@@ -20,32 +19,6 @@ fn parse_identifier(id: &str) -> Result<[u8; 48], ApiError> {
         .ok_or_else(|| {
             ApiError::Invalid("identifier must be a 0x-prefixed 48-byte BLS public key".into())
         })
-}
-
-/// Reads the body, refusing more than [`MAX_BODY_BYTES`] before buffering it.
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-) -> Result<web::BytesMut, ApiError> {
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<usize>().ok())
-        && len > MAX_BODY_BYTES
-    {
-        return Err(ApiError::TooLarge(MAX_BODY_BYTES));
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::Invalid(format!("cannot read request body: {e}")))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::TooLarge(MAX_BODY_BYTES));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// Whether the client wants JSON: `Accept` absent, or naming `application/json` or `*/*`.
@@ -82,7 +55,7 @@ pub async fn sign(
         .keys
         .get(&public_key)
         .ok_or_else(|| ApiError::UnknownKey(identifier.to_string()))?;
-    let body = read_body(&req, payload).await?;
+    let body = super::read_body(&req, payload, MAX_BODY_BYTES).await?;
     let json: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(RequestError::NotJson(e.to_string())))?;
     let plan = request::plan(&json, &state.network)?;

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod eth2;
 pub mod health;
+pub mod tezos;
 
 use std::sync::Arc;
 
@@ -14,6 +15,48 @@ use crate::protection::ProtectionStore;
 
 /// Largest request body accepted by the eth2 API: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// More than the limit (bytes).
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The connection failed mid-body.
+    #[error("cannot read request body: {0}")]
+    Read(String),
+}
+
+/// Reads a request body, refusing more than `limit` bytes before buffering them (by
+/// `Content-Length` when given, else while streaming).
+///
+/// # Errors
+/// [`BodyError`].
+pub async fn read_body(
+    req: &actix_web::HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, BodyError> {
+    use futures_util::StreamExt;
+    if let Some(len) = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// What every handler shares.
 #[derive(Clone)]

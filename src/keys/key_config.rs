@@ -11,6 +11,10 @@
 //! keyType: BLS
 //! privateKey: 0x…   # 32-byte hex
 //! ```
+//! ```yaml
+//! type: tezos-secret
+//! secretKey: unencrypted:edsk…   # see keys::tezos
+//! ```
 //! Relative paths are resolved against the YAML file's directory.
 
 use std::path::{Path, PathBuf};
@@ -19,6 +23,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{Job, LoadError};
+use crate::chain::tezos::policy::{Policy, PolicyConfig};
 
 #[derive(Deserialize)]
 #[serde(tag = "type")]
@@ -35,6 +40,14 @@ enum KeyConfig {
         #[serde(default)]
         key_type: Option<String>,
         private_key: Zeroizing<String>,
+    },
+    #[serde(rename = "tezos-secret", rename_all = "camelCase")]
+    TezosSecret {
+        secret_key: Zeroizing<String>,
+        #[serde(default)]
+        password_file: Option<PathBuf>,
+        #[serde(default)]
+        policy: Option<PolicyConfig>,
     },
 }
 
@@ -83,7 +96,7 @@ fn job(file: &Path) -> Result<Job, LoadError> {
     let config: KeyConfig = serde_norway::from_str(&text).map_err(|e| {
         let loc = e.location().map(|l| format!(" at line {}", l.line())).unwrap_or_default();
         let kind = if text.contains("type:") {
-            "unknown `type` or missing field (file-keystore: keystoreFile, keystorePasswordFile; file-raw: privateKey)"
+            "unknown `type`, unknown field or missing field (file-keystore: keystoreFile, keystorePasswordFile; file-raw: privateKey; tezos-secret: secretKey, passwordFile, policy)"
         } else {
             "missing `type`"
         };
@@ -111,6 +124,22 @@ fn job(file: &Path) -> Result<Job, LoadError> {
             Ok(Job::Raw {
                 file: file.to_path_buf(),
                 secret_hex: private_key,
+            })
+        }
+        KeyConfig::TezosSecret {
+            secret_key,
+            password_file,
+            policy,
+        } => {
+            let policy = match policy {
+                Some(p) => Policy::from_config(&p).map_err(fail)?,
+                None => Policy::default(),
+            };
+            Ok(Job::Tezos {
+                file: file.to_path_buf(),
+                secret_key,
+                password_file: password_file.map(|p| base.join(p)),
+                policy,
             })
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod eip2335;
 pub mod key_config;
+pub mod tezos;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
+use crate::chain::tezos::policy::Policy;
 use crate::crypto::bls::SecretKey;
+use tezos::TezosKey;
 
 /// A key that can sign a 32-byte signing root. Implemented by in-memory keys here and by
 /// HSM-held keys elsewhere.
@@ -34,6 +37,16 @@ pub trait Signer: Send + Sync {
 #[error("signing backend failed: {0}")]
 pub struct SignError(pub String);
 
+/// Runs a CPU-bound closure on the signing pool (one thread per core); `None` if the pool
+/// dropped it.
+pub async fn on_pool<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.ok()
+}
+
 /// Signs on the CPU-bound worker pool (one thread per core), so a burst of requests does not
 /// start one OS thread per request; resolves when the signature is ready.
 ///
@@ -43,12 +56,9 @@ pub async fn sign_on_pool(
     signer: Arc<dyn Signer>,
     signing_root: [u8; 32],
 ) -> Result<[u8; 96], SignError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let _ = tx.send(signer.sign(&signing_root));
-    });
-    rx.await
-        .unwrap_or_else(|_| Err(SignError("signing pool dropped the job".into())))
+    on_pool(move || signer.sign(&signing_root))
+        .await
+        .unwrap_or_else(|| Err(SignError("signing pool dropped the job".into())))
 }
 
 /// A BLS key held in process memory (zeroized on drop).
@@ -96,10 +106,12 @@ pub struct KeySources {
     pub key_config_path: Option<PathBuf>,
 }
 
-/// The loaded keys, keyed by 48-byte public key, and the files that failed.
+/// The loaded keys: eth2 keys by 48-byte public key, Tezos keys by public key hash
+/// (`tz1…`–`tz4…`), and the files that failed.
 #[derive(Default)]
 pub struct KeyRegistry {
     keys: HashMap<[u8; 48], Arc<dyn Signer>>,
+    tezos: HashMap<String, Arc<TezosKey>>,
     errors: Vec<LoadError>,
 }
 
@@ -108,8 +120,37 @@ impl KeyRegistry {
     pub fn from_signers(keys: Vec<Arc<dyn Signer>>) -> Self {
         KeyRegistry {
             keys: keys.into_iter().map(|k| (k.public_key(), k)).collect(),
+            tezos: HashMap::new(),
             errors: Vec::new(),
         }
+    }
+
+    /// A registry holding eth2 `keys` and Tezos keys and no load errors (for tests and
+    /// embedders).
+    pub fn from_parts(keys: Vec<Arc<dyn Signer>>, tezos: Vec<TezosKey>) -> Self {
+        let mut r = Self::from_signers(keys);
+        r.tezos = tezos
+            .into_iter()
+            .map(|k| (k.pkh.clone(), Arc::new(k)))
+            .collect();
+        r
+    }
+
+    /// The Tezos key with this public key hash (`tz1…`–`tz4…`).
+    pub fn tezos(&self, pkh: &str) -> Option<Arc<TezosKey>> {
+        self.tezos.get(pkh).cloned()
+    }
+
+    /// Every Tezos public key hash, sorted.
+    pub fn tezos_pkhs(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.tezos.keys().cloned().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Number of Tezos keys loaded.
+    pub fn tezos_len(&self) -> usize {
+        self.tezos.len()
     }
 
     /// The signer for a 48-byte public key.
@@ -160,13 +201,27 @@ impl KeyRegistry {
                 Err(e) => errors.push(e),
             }
         }
-        let results: Vec<Result<MemoryKey, LoadError>> =
-            jobs.into_par_iter().map(Job::run).collect();
+        let results: Vec<Result<Loaded, LoadError>> = jobs.into_par_iter().map(Job::run).collect();
         let mut keys: HashMap<[u8; 48], Arc<dyn Signer>> = HashMap::new();
+        let mut tezos: HashMap<String, Arc<TezosKey>> = HashMap::new();
         for r in results {
             match r {
-                Ok(k) => {
+                Ok(Loaded::Eth2(k)) => {
                     keys.insert(k.public_key(), Arc::new(k));
+                }
+                Ok(Loaded::Tezos(k)) => {
+                    if let Some(first) = tezos.get(&k.pkh) {
+                        errors.push(LoadError {
+                            file: k.origin.clone(),
+                            reason: format!(
+                                "{} is already configured by {}; this file is ignored",
+                                k.pkh,
+                                first.origin.display()
+                            ),
+                        });
+                    } else {
+                        tezos.insert(k.pkh.clone(), Arc::new(k));
+                    }
                 }
                 Err(e) => errors.push(e),
             }
@@ -174,7 +229,11 @@ impl KeyRegistry {
         for e in &errors {
             tracing::error!(file = %e.file.display(), reason = %e.reason, "key not loaded");
         }
-        KeyRegistry { keys, errors }
+        KeyRegistry {
+            keys,
+            tezos,
+            errors,
+        }
     }
 }
 
@@ -192,11 +251,32 @@ pub(crate) enum Job {
         file: PathBuf,
         secret_hex: Zeroizing<String>,
     },
+    /// A Tezos secret key URI (`unencrypted:`/`encrypted:`), from a `tezos-secret` key config.
+    Tezos {
+        file: PathBuf,
+        secret_key: Zeroizing<String>,
+        password_file: Option<PathBuf>,
+        policy: Policy,
+    },
+}
+
+/// A key a [`Job`] loaded.
+enum Loaded {
+    Eth2(MemoryKey),
+    Tezos(TezosKey),
 }
 
 impl Job {
-    fn run(self) -> Result<MemoryKey, LoadError> {
+    fn run(self) -> Result<Loaded, LoadError> {
         match self {
+            Job::Tezos {
+                file,
+                secret_key,
+                password_file,
+                policy,
+            } => {
+                tezos::load(&file, &secret_key, password_file.as_deref(), policy).map(Loaded::Tezos)
+            }
             Job::Keystore {
                 file,
                 password_file,
@@ -223,7 +303,7 @@ impl Job {
                     })?);
                 let trimmed = password.trim_end_matches(['\n', '\r']);
                 let sk = eip2335::decrypt_bls(&json, trimmed).map_err(|e| fail(e.to_string()))?;
-                Ok(MemoryKey::new(sk))
+                Ok(Loaded::Eth2(MemoryKey::new(sk)))
             }
             Job::Raw { file, secret_hex } => {
                 let bytes = Zeroizing::new(
@@ -238,7 +318,7 @@ impl Job {
                     file: file.clone(),
                     reason: format!("privateKey: {e}"),
                 })?;
-                Ok(MemoryKey::new(sk))
+                Ok(Loaded::Eth2(MemoryKey::new(sk)))
             }
         }
     }

@@ -1,0 +1,428 @@
+//! The octez-signer HTTP API (default port 6732), as `octez-client -R`, `octez-baker` remote
+//! keys and Taquito's `RemoteSigner` call it:
+//!
+//! - `POST /keys/{pkh}[?authentication=<sig>&version=<n>]`, body a JSON string of hex bytes
+//!   (magic byte first) → `{"signature": "edsig…|spsig1…|p2sig…|BLsig…"}`
+//! - `GET /keys/{pkh}` → `{"public_key": "edpk…|sppk…|p2pk…|BLpk…"}`
+//! - `GET /authorized_keys` → `{}`, or `{"authorized_keys": ["tz…"]}` with authentication on
+//! - `GET /known_keys` → `{"known_keys": ["tz…"]}` (only with `--tezos-allow-list-known-keys`)
+//! - `GET /bls_prove_possession/{pkh}[?bls_pk=BLpk…]` → `{"bls_prove_possession": "BLsig…"}`
+//!   (tz4 keys whose policy allows it)
+//!
+//! Errors use octez's JSON error shape `[{"id": "…", "kind": "temporary", "msg": "…"}]`: 400
+//! malformed, 401 missing authentication, 403 bad authentication or refused by policy, 404
+//! unknown key, 409 refused by the high watermark, 503 database unavailable.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Deserialize;
+
+use super::BodyError;
+use crate::chain::tezos::authentication_message;
+use crate::chain::tezos::payload::{self, Payload, magic_byte_name};
+use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256};
+use crate::keys::tezos::TezosKey;
+use crate::keys::{KeyRegistry, on_pool};
+use crate::protection::watermark::{TezosWatermarkRequest, WatermarkDecision};
+use crate::protection::{ProtectionError, ProtectionStore};
+
+/// Largest request body: 64 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Signature version used when the request gives none: 2 (for tz4, the proof-of-possession
+/// ciphersuite).
+pub const DEFAULT_SIGNATURE_VERSION: u8 = 2;
+
+/// What the Tezos handlers share.
+#[derive(Clone)]
+pub struct TezosState {
+    /// Loaded keys (the Tezos part is used here).
+    pub keys: Arc<KeyRegistry>,
+    /// Where the high watermarks live.
+    pub store: Arc<dyn ProtectionStore>,
+    /// Magic bytes signed at all (`--tezos-magic-bytes`).
+    pub magic_bytes: Vec<u8>,
+    /// Whether `GET /known_keys` answers.
+    pub allow_list_known_keys: bool,
+    /// `Some` when every signing request must be authenticated by one of these keys.
+    pub authorized_keys: Option<Arc<Vec<PublicKey>>>,
+}
+
+/// An error in octez's JSON shape.
+#[derive(Debug)]
+pub struct TezosError {
+    status: StatusCode,
+    id: &'static str,
+    msg: String,
+}
+
+impl TezosError {
+    fn new(status: StatusCode, id: &'static str, msg: impl Into<String>) -> Self {
+        TezosError {
+            status,
+            id,
+            msg: msg.into(),
+        }
+    }
+    fn bad_request(msg: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "palisade.tezos.malformed_request",
+            msg,
+        )
+    }
+    fn unknown_key(pkh: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "palisade.tezos.unknown_key",
+            format!("no key for {pkh}"),
+        )
+    }
+    fn policy(msg: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "palisade.tezos.refused_by_policy",
+            msg,
+        )
+    }
+}
+
+impl std::fmt::Display for TezosError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.id, self.msg)
+    }
+}
+
+impl ResponseError for TezosError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!([
+            { "id": self.id, "kind": "temporary", "msg": self.msg }
+        ]))
+    }
+}
+
+impl From<BodyError> for TezosError {
+    fn from(e: BodyError) -> Self {
+        TezosError::bad_request(e.to_string())
+    }
+}
+
+impl From<ProtectionError> for TezosError {
+    fn from(e: ProtectionError) -> Self {
+        match e {
+            ProtectionError::Watermark(v) => TezosError::new(
+                StatusCode::CONFLICT,
+                "palisade.tezos.high_watermark",
+                v.to_string(),
+            ),
+            other @ ProtectionError::Unavailable(_) => TezosError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "palisade.tezos.database_unavailable",
+                other.to_string(),
+            ),
+            other => TezosError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "palisade.tezos.internal",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+/// Query parameters of `POST /keys/{pkh}`.
+#[derive(Debug, Default, Deserialize)]
+struct SignQuery {
+    authentication: Option<String>,
+    version: Option<String>,
+}
+
+/// Query parameters of `GET /bls_prove_possession/{pkh}`.
+#[derive(Debug, Default, Deserialize)]
+struct PopQuery {
+    bls_pk: Option<String>,
+}
+
+fn query<T: for<'de> Deserialize<'de>>(req: &HttpRequest) -> Result<T, TezosError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| TezosError::bad_request(format!("bad query string: {e}")))
+}
+
+fn key(state: &TezosState, pkh: &str) -> Result<Arc<TezosKey>, TezosError> {
+    state
+        .keys
+        .tezos(pkh)
+        .ok_or_else(|| TezosError::unknown_key(pkh))
+}
+
+/// Checks the `authentication` signature over `0x04 0x01 || pkh || data` against every
+/// authorized key.
+fn authenticate(
+    authorized: &[PublicKey],
+    key: &TezosKey,
+    data: &[u8],
+    authentication: Option<&str>,
+) -> Result<(), TezosError> {
+    let Some(auth) = authentication else {
+        return Err(TezosError::new(
+            StatusCode::UNAUTHORIZED,
+            "palisade.tezos.missing_authentication",
+            "this signer requires an authentication signature (query parameter `authentication`)",
+        ));
+    };
+    let message = authentication_message(&key.signer.public_key().pkh_bytes(), data);
+    let accepted = authorized.iter().any(|pk| {
+        Signature::from_b58_for(pk.curve(), auth)
+            .map(|sig| [2, 1].iter().any(|v| pk.verify(&message, &sig, *v)))
+            .unwrap_or(false)
+    });
+    if accepted {
+        Ok(())
+    } else {
+        Err(TezosError::new(
+            StatusCode::FORBIDDEN,
+            "palisade.tezos.bad_authentication",
+            "the authentication signature is not by an authorized key",
+        ))
+    }
+}
+
+fn parse_version(raw: Option<&str>, curve: Curve) -> Result<u8, TezosError> {
+    let version = match raw {
+        None => DEFAULT_SIGNATURE_VERSION,
+        Some(v) => v
+            .parse::<u8>()
+            .map_err(|_| TezosError::bad_request(format!("version `{v}` is not a number")))?,
+    };
+    if curve == Curve::Bls && version == 0 {
+        return Err(TezosError::bad_request(
+            "BLS (tz4) keys need signature version 1 (AUG) or 2 and later (proof of possession)",
+        ));
+    }
+    Ok(version)
+}
+
+/// `POST /keys/{pkh}`: parses the bytes by fixed offsets, applies the global magic-byte list
+/// and the key's policy, signs, and for block/preattestation/attestation checks and records
+/// the high watermark (committed before the signature is returned; an exact repeat of the
+/// bytes last signed at the mark gets the stored signature).
+pub async fn sign(
+    state: web::Data<TezosState>,
+    pkh: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, TezosError> {
+    let q: SignQuery = query(&req)?;
+    let body = super::read_body(&req, body, MAX_BODY_BYTES).await?;
+    let hex_str: String = serde_json::from_slice(&body).map_err(|e| {
+        TezosError::bad_request(format!("body must be a JSON string of hex bytes: {e}"))
+    })?;
+    let data = hex::decode(hex_str.trim_start_matches("0x"))
+        .map_err(|e| TezosError::bad_request(format!("body is not valid hex: {e}")))?;
+    let key = key(&state, &pkh)?;
+    let curve = key.signer.public_key().curve();
+    let version = parse_version(q.version.as_deref(), curve)?;
+    if let Some(authorized) = &state.authorized_keys {
+        authenticate(authorized, &key, &data, q.authentication.as_deref())?;
+    }
+    let parsed = payload::parse(&data).map_err(|e| TezosError::bad_request(e.to_string()))?;
+    let magic = data[0];
+    if !state.magic_bytes.contains(&magic) {
+        return Err(TezosError::policy(format!(
+            "magic byte 0x{magic:02x} ({}) is not in this signer's allowed magic bytes",
+            magic_byte_name(magic).unwrap_or("unknown")
+        )));
+    }
+    key.policy
+        .check(&parsed)
+        .map_err(|e| TezosError::policy(e.to_string()))?;
+    let consensus = match &parsed {
+        Payload::Consensus(c) => Some(c.clone()),
+        _ => None,
+    };
+    let data = Arc::new(data);
+    let (signer_key, to_sign) = (key.clone(), data.clone());
+    let signature = on_pool(move || signer_key.signer.sign(&to_sign, version))
+        .await
+        .ok_or_else(|| {
+            TezosError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "palisade.tezos.internal",
+                "signing pool dropped the job",
+            )
+        })?
+        .map_err(|e| {
+            TezosError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "palisade.tezos.signing_backend",
+                e.to_string(),
+            )
+        })?;
+    let released = match consensus {
+        None => signature,
+        Some(c) => {
+            let request = TezosWatermarkRequest {
+                chain_id: c.chain_id,
+                pkh: key.pkh.clone(),
+                kind: c.kind,
+                level: c.level,
+                round: c.round,
+                payload_hash: blake2b_256(&data),
+                signature: signature.as_bytes().to_vec(),
+            };
+            match state.store.tezos_check_and_record(&request).await {
+                Ok(WatermarkDecision::SignAndRecord) => signature,
+                Ok(WatermarkDecision::Repeat(stored)) => Signature::from_raw(curve, &stored)
+                    .map_err(|e| {
+                        TezosError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "palisade.tezos.internal",
+                            format!("stored signature unreadable: {e}"),
+                        )
+                    })?,
+                Err(e) => {
+                    tracing::warn!(pkh = %key.pkh, kind = c.kind.as_str(), level = c.level, round = c.round, reason = %e, "tezos signing refused");
+                    return Err(e.into());
+                }
+            }
+        }
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "signature": released.to_b58() })))
+}
+
+/// `GET /keys/{pkh}` → `{"public_key": "…"}`.
+pub async fn public_key(
+    state: web::Data<TezosState>,
+    pkh: web::Path<String>,
+) -> Result<HttpResponse, TezosError> {
+    let key = key(&state, &pkh)?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "public_key": key.signer.public_key().to_b58() })))
+}
+
+/// `GET /authorized_keys`: `{}` without authentication, else the authorized keys' pkhs.
+pub async fn authorized_keys(state: web::Data<TezosState>) -> HttpResponse {
+    match &state.authorized_keys {
+        None => HttpResponse::Ok().json(serde_json::json!({})),
+        Some(keys) => {
+            let pkhs: Vec<String> = keys.iter().map(PublicKey::pkh_b58).collect();
+            HttpResponse::Ok().json(serde_json::json!({ "authorized_keys": pkhs }))
+        }
+    }
+}
+
+/// `GET /known_keys` (only with `--tezos-allow-list-known-keys`).
+pub async fn known_keys(state: web::Data<TezosState>) -> Result<HttpResponse, TezosError> {
+    if !state.allow_list_known_keys {
+        return Err(TezosError::new(
+            StatusCode::NOT_FOUND,
+            "palisade.tezos.no_such_route",
+            "listing known keys is disabled (--tezos-allow-list-known-keys)",
+        ));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "known_keys": state.keys.tezos_pkhs() })))
+}
+
+/// `GET /bls_prove_possession/{pkh}[?bls_pk=BLpk…]`: a proof of possession of the key (or of
+/// `bls_pk`), for tz4 keys whose policy sets `provePossession: true`.
+pub async fn bls_prove_possession(
+    state: web::Data<TezosState>,
+    pkh: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, TezosError> {
+    let q: PopQuery = query(&req)?;
+    let key = key(&state, &pkh)?;
+    if key.signer.public_key().curve() != Curve::Bls {
+        return Err(TezosError::bad_request(format!(
+            "{} is not a BLS (tz4) key: no proof of possession",
+            key.pkh
+        )));
+    }
+    if !key.policy.allows_prove_possession() {
+        return Err(TezosError::policy(
+            "policy of this key does not allow proofs of possession (provePossession: true)",
+        ));
+    }
+    let override_pk = match q.bls_pk.as_deref() {
+        None => None,
+        Some(b58) => {
+            let pk = PublicKey::from_b58(b58)
+                .map_err(|e| TezosError::bad_request(format!("bls_pk: {e}")))?;
+            if pk.curve() != Curve::Bls {
+                return Err(TezosError::bad_request("bls_pk must be a BLpk public key"));
+            }
+            Some(pk)
+        }
+    };
+    let proof = on_pool(move || key.signer.prove_possession(override_pk.as_ref()))
+        .await
+        .ok_or_else(|| {
+            TezosError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "palisade.tezos.internal",
+                "signing pool dropped the job",
+            )
+        })?
+        .map_err(|e| {
+            TezosError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "palisade.tezos.signing_backend",
+                e.to_string(),
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "bls_prove_possession": proof.to_b58() })))
+}
+
+/// Registers the octez-signer routes on an actix app.
+pub fn configure(state: TezosState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state))
+            .route("/keys/{pkh}", web::post().to(sign))
+            .route("/keys/{pkh}", web::get().to(public_key))
+            .route("/authorized_keys", web::get().to(authorized_keys))
+            .route("/known_keys", web::get().to(known_keys))
+            .route(
+                "/bls_prove_possession/{pkh}",
+                web::get().to(bls_prove_possession),
+            )
+            .route("/upcheck", web::get().to(super::health::upcheck))
+            .default_service(web::to(|| async {
+                TezosError::new(
+                    StatusCode::NOT_FOUND,
+                    "palisade.tezos.no_such_route",
+                    "no such route",
+                )
+                .error_response()
+            }));
+    }
+}
+
+/// Reads `--tezos-authorized-keys`: one base58 public key per line; blank lines and `#`
+/// comments are skipped.
+///
+/// # Errors
+/// A message naming the file and line of a key that does not decode.
+pub fn read_authorized_keys(path: &std::path::Path) -> Result<Vec<PublicKey>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut keys = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        keys.push(
+            PublicKey::from_b58(line)
+                .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?,
+        );
+    }
+    if keys.is_empty() {
+        return Err(format!("{} holds no public key", path.display()));
+    }
+    Ok(keys)
+}

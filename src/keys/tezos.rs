@@ -1,0 +1,280 @@
+//! Tezos keys: the [`TezosSigner`] trait, in-memory keys from `tezos-secret` key configs
+//! (octez `unencrypted:` and `encrypted:` secret keys), and the conversion of an octez
+//! client's `secret_keys` file into key configs (`palisade keys import-octez`).
+//!
+//! ```yaml
+//! type: tezos-secret
+//! secretKey: encrypted:edesk…      # or unencrypted:edsk…|spsk…|p2sk…|BLsk…
+//! passwordFile: baker.password      # only for encrypted keys
+//! policy: { allow: [block, preattestation, attestation] }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::{LoadError, SignError};
+use crate::chain::tezos::policy::Policy;
+use crate::crypto::tezos::{PublicKey, SecretKey, Signature};
+
+/// A Tezos key that can sign: in memory here, in an HSM elsewhere.
+pub trait TezosSigner: Send + Sync {
+    /// The public key (edpk/sppk/p2pk/BLpk).
+    fn public_key(&self) -> &PublicKey;
+    /// Signs the request bytes (magic byte first) as octez does for the key's curve:
+    /// Ed25519/ECDSA over blake2b-256 of the bytes, BLS directly (`version` 1 = AUG, ≥ 2 = POP).
+    ///
+    /// # Errors
+    /// [`SignError`] when the backend fails or the version is not valid for the curve.
+    fn sign(&self, data: &[u8], version: u8) -> Result<Signature, SignError>;
+    /// A BLS proof of possession of the key (or of `override_pk`).
+    ///
+    /// # Errors
+    /// [`SignError`] for a non-BLS key or a backend failure.
+    fn prove_possession(&self, override_pk: Option<&PublicKey>) -> Result<Signature, SignError>;
+}
+
+/// A Tezos secret key held in process memory (zeroized on drop).
+pub struct MemoryTezosKey {
+    secret: SecretKey,
+    public: PublicKey,
+}
+
+impl MemoryTezosKey {
+    /// Wraps a secret key, computing its public key once.
+    pub fn new(secret: SecretKey) -> Self {
+        let public = secret.public_key();
+        MemoryTezosKey { secret, public }
+    }
+}
+
+impl TezosSigner for MemoryTezosKey {
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+    fn sign(&self, data: &[u8], version: u8) -> Result<Signature, SignError> {
+        self.secret
+            .sign(data, version)
+            .map_err(|e| SignError(e.to_string()))
+    }
+    fn prove_possession(&self, override_pk: Option<&PublicKey>) -> Result<Signature, SignError> {
+        self.secret
+            .prove_possession(override_pk)
+            .map_err(|e| SignError(e.to_string()))
+    }
+}
+
+/// A loaded Tezos key: its signer, public key hash and policy.
+pub struct TezosKey {
+    /// `tz1…`–`tz4…`.
+    pub pkh: String,
+    /// The signing backend.
+    pub signer: Box<dyn TezosSigner>,
+    /// What it may sign.
+    pub policy: Policy,
+    /// The key config file it came from.
+    pub origin: PathBuf,
+}
+
+/// Decodes an octez secret key URI: `unencrypted:<b58>`, `encrypted:<b58>` (needs the
+/// password) or a bare base58 secret key.
+///
+/// # Errors
+/// A message without key material: unknown scheme, bad encoding, wrong password.
+pub fn decode_secret_key(uri: &str, password: Option<&[u8]>) -> Result<SecretKey, String> {
+    let uri = uri.trim();
+    if let Some(b58) = uri.strip_prefix("encrypted:") {
+        let password = password.ok_or("an encrypted secret key needs passwordFile")?;
+        SecretKey::from_encrypted_b58(b58, password).map_err(|e| e.to_string())
+    } else {
+        let b58 = uri.strip_prefix("unencrypted:").unwrap_or(uri);
+        if b58.contains(':') {
+            return Err(format!(
+                "unsupported secret key scheme `{}` (unencrypted: or encrypted: expected)",
+                b58.split(':').next().unwrap_or_default()
+            ));
+        }
+        SecretKey::from_b58(b58).map_err(|e| e.to_string())
+    }
+}
+
+/// Loads a `tezos-secret` key config's key.
+pub(crate) fn load(
+    file: &Path,
+    secret_key: &str,
+    password_file: Option<&Path>,
+    policy: Policy,
+) -> Result<TezosKey, LoadError> {
+    let fail = |reason: String| LoadError {
+        file: file.to_path_buf(),
+        reason,
+    };
+    let password = match password_file {
+        Some(p) => Some(Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
+            fail(format!("cannot read password file {}: {e}", p.display()))
+        })?)),
+        None => None,
+    };
+    let password = password
+        .as_ref()
+        .map(|p| p.trim_end_matches(['\n', '\r']).as_bytes());
+    let secret =
+        decode_secret_key(secret_key, password).map_err(|e| fail(format!("secretKey: {e}")))?;
+    let key = MemoryTezosKey::new(secret);
+    Ok(TezosKey {
+        pkh: key.public_key().pkh_b58(),
+        signer: Box::new(key),
+        policy,
+        origin: file.to_path_buf(),
+    })
+}
+
+/// One entry of an octez client's `secret_keys` file (`[{"name": …, "value": …}]`).
+#[derive(Debug, serde::Deserialize)]
+struct OctezSecretKey {
+    name: String,
+    value: Zeroizing<String>,
+}
+
+/// A `tezos-secret` key config as `import-octez` writes it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportedConfig<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    secret_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_file: Option<String>,
+}
+
+/// What `import-octez` wrote for one alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedKey {
+    /// The octez alias.
+    pub name: String,
+    /// The key config file written.
+    pub file: PathBuf,
+    /// The key's pkh, when it could be decoded (always for unencrypted keys; for encrypted
+    /// ones only when a password file was given).
+    pub pkh: Option<String>,
+}
+
+/// Turns an octez `secret_keys` file into one `tezos-secret` key config per alias in
+/// `out_dir` (`<alias>.yaml`, mode 0600). Unencrypted keys are checked by decoding them;
+/// encrypted ones are checked against `password_file` when it is given, which every written
+/// config then names. Only `unencrypted:` and `encrypted:` URIs are accepted (others, such as
+/// `ledger://` or `remote:`, are refused with the alias named). Nothing is written unless every
+/// entry is valid; existing files are never overwritten.
+///
+/// # Errors
+/// A message naming the alias or file at fault; never key material.
+pub fn import_octez(
+    secret_keys: &Path,
+    out_dir: &Path,
+    password_file: Option<&Path>,
+) -> Result<Vec<ImportedKey>, String> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(secret_keys)
+            .map_err(|e| format!("cannot read {}: {e}", secret_keys.display()))?,
+    );
+    let entries: Vec<OctezSecretKey> = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{} is not an octez secret_keys file (a JSON list of {{\"name\", \"value\"}}) at line {}",
+            secret_keys.display(),
+            e.line()
+        )
+    })?;
+    let password = match password_file {
+        Some(p) => Some(Zeroizing::new(
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
+    let password = password
+        .as_ref()
+        .map(|p| p.trim_end_matches(['\n', '\r']).as_bytes());
+    let mut planned = Vec::new();
+    for entry in &entries {
+        if entry.name.is_empty()
+            || !entry
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            || entry.name.starts_with('.')
+        {
+            return Err(format!(
+                "alias `{}` cannot be used as a file name (letters, digits, _ - . only)",
+                entry.name
+            ));
+        }
+        let value = entry.value.trim();
+        let encrypted = value.starts_with("encrypted:");
+        if !encrypted && !value.starts_with("unencrypted:") {
+            return Err(format!(
+                "alias `{}`: only unencrypted: and encrypted: secret keys can be imported",
+                entry.name
+            ));
+        }
+        let pkh = if encrypted && password.is_none() {
+            None
+        } else {
+            let sk = decode_secret_key(value, password)
+                .map_err(|e| format!("alias `{}`: {e}", entry.name))?;
+            Some(sk.public_key().pkh_b58())
+        };
+        let file = out_dir.join(format!("{}.yaml", entry.name));
+        if file.exists() {
+            return Err(format!(
+                "{} already exists; not overwritten",
+                file.display()
+            ));
+        }
+        let config = ImportedConfig {
+            kind: "tezos-secret",
+            secret_key: value,
+            password_file: encrypted.then(|| match password_file {
+                Some(p) => p.display().to_string(),
+                None => "CHANGE-ME: file holding the password".into(),
+            }),
+        };
+        let body = serde_norway::to_string(&config)
+            .map_err(|e| format!("alias `{}`: cannot write YAML: {e}", entry.name))?;
+        let yaml = Zeroizing::new(format!(
+            "# Imported from octez alias `{}`{}\n{body}",
+            entry.name,
+            pkh.as_deref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
+        ));
+        planned.push((
+            ImportedKey {
+                name: entry.name.clone(),
+                file,
+                pkh,
+            },
+            yaml,
+        ));
+    }
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let mut written = Vec::new();
+    for (key, yaml) in planned {
+        write_private(&key.file, yaml.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", key.file.display()))?;
+        written.push(key);
+    }
+    Ok(written)
+}
+
+/// Creates `path` with mode 0600 (fails if it exists) and writes `bytes`.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}

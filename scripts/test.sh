@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs palisade's whole test suite: installs the pinned test clients (npm: Lodestar types,
-# @chainsafe/ssz and blst; PyPI: ethstaker-deposit, py_ecc) if they are not installed yet,
+# @chainsafe/ssz and blst, Taquito; PyPI: ethstaker-deposit, py_ecc) if they are not installed yet,
 # then `cargo test`. Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 clients=tests/clients
-if [ ! -d "$clients/node_modules/@lodestar/types" ] || [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
+if [ ! -d "$clients/node_modules/@lodestar/types" ] || [ ! -d "$clients/node_modules/@taquito/remote-signer" ] || [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
   echo "== installing Node test clients (npm ci)"
   npm ci --prefix "$clients" --no-audit --no-fund
 fi

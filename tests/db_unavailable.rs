@@ -12,10 +12,12 @@ use async_trait::async_trait;
 use common::{attestation, block, count_records};
 use palisade::api::{self, AppState};
 use palisade::chain::eth2::network::NetworkConfig;
+use palisade::chain::tezos::payload::ConsensusKind;
 use palisade::crypto::bls::SecretKey;
 use palisade::keys::{KeyRegistry, MemoryKey, Signer};
 use palisade::protection::interchange::PreparedImport;
 use palisade::protection::sqlite::SqliteStore;
+use palisade::protection::watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision};
 use palisade::protection::{
     Decision, HighWatermark, ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore,
     PruneSummary, ValidatorHistory,
@@ -81,6 +83,22 @@ impl ProtectionStore for Flaky {
     async fn prune(&self, keep: u64, spe: u64) -> Result<PruneSummary, ProtectionError> {
         self.check()?;
         self.inner.prune(keep, spe).await
+    }
+    async fn tezos_check_and_record(
+        &self,
+        r: &TezosWatermarkRequest,
+    ) -> Result<WatermarkDecision, ProtectionError> {
+        self.check()?;
+        self.inner.tezos_check_and_record(r).await
+    }
+    async fn tezos_mark(
+        &self,
+        chain: [u8; 4],
+        pkh: &str,
+        kind: ConsensusKind,
+    ) -> Result<Option<TezosMark>, ProtectionError> {
+        self.check()?;
+        self.inner.tezos_mark(chain, pkh, kind).await
     }
     async fn ping(&self) -> Result<(), ProtectionError> {
         self.check()?;
@@ -164,4 +182,101 @@ fn outage_gives_503_and_no_signature_then_recovers() {
         (1, 2),
         "only signed messages are recorded"
     );
+}
+
+#[test]
+fn tezos_outage_gives_503_and_moves_no_watermark() {
+    use palisade::api::tezos::{self, TezosState};
+    use palisade::chain::tezos::policy::Policy;
+    use palisade::keys::tezos::{MemoryTezosKey, TezosKey};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
+    let down = Arc::new(AtomicBool::new(false));
+    let vectors = common::vector("tezos/vectors.json");
+    let secret = palisade::crypto::tezos::SecretKey::from_b58(
+        vectors["vectors"][0]["secret_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    let key = MemoryTezosKey::new(secret);
+    use palisade::keys::tezos::TezosSigner;
+    let pkh = key.public_key().pkh_b58();
+    let tezos_key = TezosKey {
+        pkh: pkh.clone(),
+        signer: Box::new(key),
+        policy: Policy::default(),
+        origin: dir.path().join("baker.yaml"),
+    };
+
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (db, flag) = (db_url.clone(), down.clone());
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let store = Flaky {
+                inner: SqliteStore::open(&db).await.unwrap(),
+                down: flag,
+            };
+            let state = TezosState {
+                keys: Arc::new(KeyRegistry::from_parts(vec![], vec![tezos_key])),
+                store: Arc::new(store),
+                magic_bytes: palisade::chain::tezos::payload::KNOWN_MAGIC_BYTES.to_vec(),
+                allow_list_known_keys: false,
+                authorized_keys: None,
+            };
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new().configure(tezos::configure(state.clone()))
+            })
+            .workers(2)
+            .bind("127.0.0.1:0")
+            .unwrap();
+            addr_tx.send(server.addrs()[0]).unwrap();
+            server.run().await.unwrap();
+        })
+    });
+    let url = format!("http://{}", addr_rx.recv().unwrap());
+    let attestation = |level: u32, fill: u8| {
+        let mut b = vec![0x13, 0x7a, 0x06, 0xa7, 0x70];
+        b.extend_from_slice(&[fill; 32]);
+        b.extend_from_slice(&[21, 0, 0]);
+        b.extend_from_slice(&level.to_be_bytes());
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&[fill; 32]);
+        hex::encode(b)
+    };
+    let post = |hex: String| {
+        let r = common::client()
+            .post(format!("{url}/keys/{pkh}"))
+            .json(&hex)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(post(attestation(10, 1)).0, 200);
+    down.store(true, Ordering::SeqCst);
+    let (status, text) = post(attestation(11, 1));
+    assert_eq!(status, 503, "{text}");
+    assert!(!text.contains("signature"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        v[0]["msg"].as_str().unwrap().contains("unavailable"),
+        "{text}"
+    );
+    down.store(false, Ordering::SeqCst);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mark = |store_url: &str| {
+        rt.block_on(async {
+            let store = palisade::protection::open(store_url, 1).await.unwrap();
+            store
+                .tezos_mark([0x7a, 0x06, 0xa7, 0x70], &pkh, ConsensusKind::Attestation)
+                .await
+                .unwrap()
+                .map(|m| m.level)
+        })
+    };
+    assert_eq!(mark(&db_url), Some(10), "the outage moved no watermark");
+    assert_eq!(post(attestation(11, 1)).0, 200, "signing resumes");
+    assert_eq!(mark(&db_url), Some(11));
 }

@@ -61,6 +61,8 @@ pub struct Server {
     /// Data directory (SQLite database lives here unless overridden).
     pub data_dir: PathBuf,
     stderr: mpsc::Receiver<String>,
+    tezos_rx: std::sync::Mutex<mpsc::Receiver<String>>,
+    tezos_url: std::sync::OnceLock<String>,
 }
 
 impl Server {
@@ -90,10 +92,16 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (url_tx, url_rx) = mpsc::channel();
+        let (tezos_tx, tezos_rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = url_tx.send(rest.trim().to_string());
+                    let tx = if line.contains("tezos API") {
+                        &tezos_tx
+                    } else {
+                        &url_tx
+                    };
+                    let _ = tx.send(rest.trim().to_string());
                 }
             }
         });
@@ -117,7 +125,43 @@ impl Server {
             url,
             data_dir: data_dir.to_path_buf(),
             stderr: err_rx,
+            tezos_rx: std::sync::Mutex::new(tezos_rx),
+            tezos_url: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The Tezos listener's `http://127.0.0.1:PORT` (waits for it to be announced).
+    pub fn tezos_url(&self) -> String {
+        self.tezos_url
+            .get_or_init(|| {
+                self.tezos_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("palisade did not announce its tezos listener")
+            })
+            .clone()
+    }
+
+    /// POSTs hex bytes (as a JSON string) to the Tezos `/keys/{pkh}` with a query string
+    /// (may be empty); returns status and body text.
+    pub fn tezos_sign(&self, pkh: &str, bytes_hex: &str, query: &str) -> (u16, String) {
+        let r = client()
+            .post(format!("{}/keys/{pkh}{query}", self.tezos_url()))
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_string(bytes_hex).unwrap())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    /// GET a path on the Tezos listener; returns status and body text.
+    pub fn tezos_get(&self, path: &str) -> (u16, String) {
+        let r = client()
+            .get(format!("{}{path}", self.tezos_url()))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
     }
 
     /// All stderr lines seen so far.

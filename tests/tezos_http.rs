@@ -202,6 +202,18 @@ fn vectors_sign_over_http() {
                 assert_eq!(signature_b58(&body), secret.sign(&raw, 1).unwrap().to_b58());
                 let (status, body) = server.tezos_sign(pkh, &bytes, "?version=0");
                 assert_eq!(status, 400, "{body}");
+                // A repeat is answered with the stored signature only in its own ciphersuite.
+                let att = attestation(MAINNET, 7, 0, 1);
+                let (status, body) = server.tezos_sign(pkh, &att, "");
+                assert_eq!(status, 200, "{body}");
+                let first = signature_b58(&body);
+                let (status, body) = server.tezos_sign(pkh, &att, "?version=1");
+                assert_eq!(
+                    status, 409,
+                    "AUG repeat of a POP-signed attestation: {body}"
+                );
+                let (status, body) = server.tezos_sign(pkh, &att, "?version=3");
+                assert_eq!((status, signature_b58(&body)), (200, first));
                 let (status, body) = server.tezos_get(&format!("/bls_prove_possession/{pkh}"));
                 assert_eq!(status, 200, "{body}");
                 assert_eq!(
@@ -476,7 +488,8 @@ fn policy_and_magic_bytes() {
     delegation_tail.extend_from_slice(&source);
     let delegation = manager(110, &delegation_tail);
 
-    let (status, body) = server.tezos_sign(wallet, &generic(std::slice::from_ref(&transaction)), "");
+    let (status, body) =
+        server.tezos_sign(wallet, &generic(std::slice::from_ref(&transaction)), "");
     assert_eq!(status, 200, "transaction: {body}");
     let (status, body) = server.tezos_sign(wallet, &generic(std::slice::from_ref(&delegation)), "");
     assert_eq!(status, 403, "delegation: {body}");

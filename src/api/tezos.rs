@@ -24,7 +24,7 @@ use crate::chain::tezos::authentication_message;
 use crate::chain::tezos::payload::{self, Payload, magic_byte_name};
 use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256};
 use crate::keys::tezos::TezosKey;
-use crate::keys::{KeyRegistry, on_pool};
+use crate::keys::{KeyRegistry, SignError, on_pool};
 use crate::protection::watermark::{TezosWatermarkRequest, WatermarkDecision};
 use crate::protection::{ProtectionError, ProtectionStore};
 
@@ -192,6 +192,43 @@ fn authenticate(
     }
 }
 
+/// The hash a high watermark keeps of the signed bytes: blake2b-256 of the bytes, except for
+/// tz4 keys signing with the AUG ciphersuite (version 1), where it covers `"AUG" || bytes`, so
+/// that an exact repeat is only answered with a stored signature of the same ciphersuite (a
+/// repeat in the other ciphersuite is refused like any other conflicting request).
+fn watermark_hash(curve: Curve, version: u8, data: &[u8]) -> [u8; 32] {
+    if curve == Curve::Bls && version == 1 {
+        let mut tagged = b"AUG".to_vec();
+        tagged.extend_from_slice(data);
+        blake2b_256(&tagged)
+    } else {
+        blake2b_256(data)
+    }
+}
+
+/// Runs a signing closure on the signing pool: a backend failure is 503 (nothing signed), a
+/// dropped job 500.
+async fn sign_on_pool(
+    f: impl FnOnce() -> Result<Signature, SignError> + Send + 'static,
+) -> Result<Signature, TezosError> {
+    on_pool(f)
+        .await
+        .ok_or_else(|| {
+            TezosError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "palisade.tezos.internal",
+                "signing pool dropped the job",
+            )
+        })?
+        .map_err(|e| {
+            TezosError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "palisade.tezos.signing_backend",
+                e.to_string(),
+            )
+        })
+}
+
 fn parse_version(raw: Option<&str>, curve: Curve) -> Result<u8, TezosError> {
     let version = match raw {
         None => DEFAULT_SIGNATURE_VERSION,
@@ -247,22 +284,7 @@ pub async fn sign(
     };
     let data = Arc::new(data);
     let (signer_key, to_sign) = (key.clone(), data.clone());
-    let signature = on_pool(move || signer_key.signer.sign(&to_sign, version))
-        .await
-        .ok_or_else(|| {
-            TezosError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "palisade.tezos.internal",
-                "signing pool dropped the job",
-            )
-        })?
-        .map_err(|e| {
-            TezosError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "palisade.tezos.signing_backend",
-                e.to_string(),
-            )
-        })?;
+    let signature = sign_on_pool(move || signer_key.signer.sign(&to_sign, version)).await?;
     let released = match consensus {
         None => signature,
         Some(c) => {
@@ -272,7 +294,7 @@ pub async fn sign(
                 kind: c.kind,
                 level: c.level,
                 round: c.round,
-                payload_hash: blake2b_256(&data),
+                payload_hash: watermark_hash(curve, version, &data),
                 signature: signature.as_bytes().to_vec(),
             };
             match state.store.tezos_check_and_record(&request).await {
@@ -359,22 +381,7 @@ pub async fn bls_prove_possession(
             Some(pk)
         }
     };
-    let proof = on_pool(move || key.signer.prove_possession(override_pk.as_ref()))
-        .await
-        .ok_or_else(|| {
-            TezosError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "palisade.tezos.internal",
-                "signing pool dropped the job",
-            )
-        })?
-        .map_err(|e| {
-            TezosError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "palisade.tezos.signing_backend",
-                e.to_string(),
-            )
-        })?;
+    let proof = sign_on_pool(move || key.signer.prove_possession(override_pk.as_ref())).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "bls_prove_possession": proof.to_b58() })))
 }
 

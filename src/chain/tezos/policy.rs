@@ -148,3 +148,85 @@ impl Policy {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::tezos::payload::parse;
+
+    const MAINNET: [u8; 4] = [0x7a, 0x06, 0xa7, 0x70];
+
+    fn attestation(chain: [u8; 4]) -> Vec<u8> {
+        let mut b = vec![0x13];
+        b.extend_from_slice(&chain);
+        b.extend_from_slice(&[0; 32]);
+        b.extend_from_slice(&[21, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
+        b
+    }
+
+    /// A generic operation with one delegation (tag 110) withdrawing the delegate.
+    fn delegation() -> Vec<u8> {
+        let mut b = vec![0x03];
+        b.extend_from_slice(&[0; 32]);
+        b.push(110);
+        b.extend_from_slice(&[0; 21]);
+        b.extend_from_slice(&[1, 1, 1, 1, 0x00]);
+        b
+    }
+
+    fn config(yaml: &str) -> Result<Policy, String> {
+        Policy::from_config(&serde_norway::from_str::<PolicyConfig>(yaml).unwrap())
+    }
+
+    #[test]
+    fn default_allows_consensus_only() {
+        let p = Policy::default();
+        assert_eq!(p.check(&parse(&attestation(MAINNET)).unwrap()), Ok(()));
+        assert_eq!(
+            p.check(&parse(&delegation()).unwrap()),
+            Err(PolicyError::Kind("generic"))
+        );
+        assert!(!p.allows_prove_possession());
+    }
+
+    #[test]
+    fn operations_and_chains_narrow_what_is_allowed() {
+        let p = config(
+            "allow: [generic, attestation]\noperations: [transaction]\nchainIds: [NetXdQprcVkpaWU]",
+        )
+        .unwrap();
+        assert_eq!(
+            p.check(&parse(&delegation()).unwrap()),
+            Err(PolicyError::Operation("delegation"))
+        );
+        assert_eq!(p.check(&parse(&attestation(MAINNET)).unwrap()), Ok(()));
+        assert!(matches!(
+            p.check(&parse(&attestation([1, 2, 3, 4])).unwrap()),
+            Err(PolicyError::Chain(_))
+        ));
+        let any_op = config("allow: [generic]").unwrap();
+        assert_eq!(any_op.check(&parse(&delegation()).unwrap()), Ok(()));
+        let mut truncated = delegation();
+        truncated.pop();
+        assert!(matches!(
+            any_op.check(&parse(&truncated).unwrap()),
+            Err(PolicyError::Undecodable(_))
+        ));
+    }
+
+    #[test]
+    fn bad_config_is_refused_with_its_name() {
+        assert!(config("allow: [baking]").unwrap_err().contains("baking"));
+        assert!(
+            config("operations: [teleport]")
+                .unwrap_err()
+                .contains("teleport")
+        );
+        assert!(
+            config("chainIds: [NetXnotachain]")
+                .unwrap_err()
+                .contains("NetXnotachain")
+        );
+        assert!(serde_norway::from_str::<PolicyConfig>("alow: [block]").is_err());
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix_web::{App, HttpServer};
 
-use crate::api::tezos::{TezosState, read_authorized_keys};
+use crate::api::tezos::{AuthorizedKeys, TezosState, read_authorized_keys};
 use crate::api::{self, AppState};
 use crate::chain::eth2::network::NetworkConfig;
 use crate::config::ServeConfig;
@@ -79,7 +79,7 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
                 .authorized_keys
                 .as_deref()
                 .ok_or("--tezos-require-authentication needs --tezos-authorized-keys FILE")?;
-            Some(Arc::new(read_authorized_keys(path)?))
+            Some(Arc::new(AuthorizedKeys::new(read_authorized_keys(path)?)))
         } else {
             None
         };

@@ -47,7 +47,23 @@ pub struct TezosState {
     /// Whether `GET /known_keys` answers.
     pub allow_list_known_keys: bool,
     /// `Some` when every signing request must be authenticated by one of these keys.
-    pub authorized_keys: Option<Arc<Vec<PublicKey>>>,
+    pub authorized_keys: Option<Arc<AuthorizedKeys>>,
+}
+
+/// The keys allowed to authenticate signing requests, with their pkhs computed once (octez-client
+/// asks `GET /authorized_keys` before every signature).
+#[derive(Debug)]
+pub struct AuthorizedKeys {
+    keys: Vec<PublicKey>,
+    pkhs: Vec<String>,
+}
+
+impl AuthorizedKeys {
+    /// Wraps the authorized public keys.
+    pub fn new(keys: Vec<PublicKey>) -> Self {
+        let pkhs = keys.iter().map(PublicKey::pkh_b58).collect();
+        AuthorizedKeys { keys, pkhs }
+    }
 }
 
 /// An error in octez's JSON shape.
@@ -265,7 +281,7 @@ pub async fn sign(
     let curve = key.signer.public_key().curve();
     let version = parse_version(q.version.as_deref(), curve)?;
     if let Some(authorized) = &state.authorized_keys {
-        authenticate(authorized, &key, &data, q.authentication.as_deref())?;
+        authenticate(&authorized.keys, &key, &data, q.authentication.as_deref())?;
     }
     let parsed = payload::parse(&data).map_err(|e| TezosError::bad_request(e.to_string()))?;
     let magic = data[0];
@@ -331,9 +347,8 @@ pub async fn public_key(
 pub async fn authorized_keys(state: web::Data<TezosState>) -> HttpResponse {
     match &state.authorized_keys {
         None => HttpResponse::Ok().json(serde_json::json!({})),
-        Some(keys) => {
-            let pkhs: Vec<String> = keys.iter().map(PublicKey::pkh_b58).collect();
-            HttpResponse::Ok().json(serde_json::json!({ "authorized_keys": pkhs }))
+        Some(authorized) => {
+            HttpResponse::Ok().json(serde_json::json!({ "authorized_keys": authorized.pkhs }))
         }
     }
 }

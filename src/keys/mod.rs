@@ -294,15 +294,8 @@ impl Job {
                 };
                 let json = std::fs::read_to_string(&file)
                     .map_err(|e| fail(format!("cannot read keystore: {e}")))?;
-                let password =
-                    Zeroizing::new(std::fs::read_to_string(&password_file).map_err(|e| {
-                        fail(format!(
-                            "cannot read password file {}: {e}",
-                            password_file.display()
-                        ))
-                    })?);
-                let trimmed = password.trim_end_matches(['\n', '\r']);
-                let sk = eip2335::decrypt_bls(&json, trimmed).map_err(|e| fail(e.to_string()))?;
+                let password = read_password_file(&password_file).map_err(fail)?;
+                let sk = eip2335::decrypt_bls(&json, &password).map_err(|e| fail(e.to_string()))?;
                 Ok(Loaded::Eth2(MemoryKey::new(sk)))
             }
             Job::Raw { file, secret_hex } => {
@@ -322,6 +315,20 @@ impl Job {
             }
         }
     }
+}
+
+/// Reads a password file: its text without trailing newlines, zeroized on drop.
+///
+/// # Errors
+/// A message naming the file (never its content).
+pub(crate) fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
+    let mut text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?,
+    );
+    let len = text.trim_end_matches(['\n', '\r']).len();
+    text.truncate(len);
+    Ok(text)
 }
 
 fn keystore_jobs(dir: &Path, sources: &KeySources) -> Result<Vec<Job>, LoadError> {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{LoadError, SignError};
+use super::{LoadError, SignError, read_password_file};
 use crate::chain::tezos::policy::Policy;
 use crate::crypto::tezos::{PublicKey, SecretKey, Signature};
 
@@ -109,15 +109,11 @@ pub(crate) fn load(
         file: file.to_path_buf(),
         reason,
     };
-    let password = match password_file {
-        Some(p) => Some(Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
-            fail(format!("cannot read password file {}: {e}", p.display()))
-        })?)),
-        None => None,
-    };
-    let password = password
-        .as_ref()
-        .map(|p| p.trim_end_matches(['\n', '\r']).as_bytes());
+    let password = password_file
+        .map(read_password_file)
+        .transpose()
+        .map_err(fail)?;
+    let password = password.as_ref().map(|p| p.as_bytes());
     let secret =
         decode_secret_key(secret_key, password).map_err(|e| fail(format!("secretKey: {e}")))?;
     let key = MemoryTezosKey::new(secret);
@@ -184,15 +180,8 @@ pub fn import_octez(
             e.line()
         )
     })?;
-    let password = match password_file {
-        Some(p) => Some(Zeroizing::new(
-            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
-        )),
-        None => None,
-    };
-    let password = password
-        .as_ref()
-        .map(|p| p.trim_end_matches(['\n', '\r']).as_bytes());
+    let password = password_file.map(read_password_file).transpose()?;
+    let password = password.as_ref().map(|p| p.as_bytes());
     let mut planned = Vec::new();
     for entry in &entries {
         if entry.name.is_empty()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs palisade's whole test suite: installs the pinned test clients (npm: Lodestar types,
-# @chainsafe/ssz and blst, Taquito; PyPI: ethstaker-deposit, py_ecc) if they are not installed yet,
-# then `cargo test`. Usage: scripts/test.sh [extra cargo test args]
+# @chainsafe/ssz and blst, Taquito; PyPI: ethstaker-deposit, py_ecc; Debian: softhsm2) if they
+# are not installed yet, then `cargo test`. Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,13 @@ clients=tests/clients
 if [ ! -d "$clients/node_modules/@lodestar/types" ] || [ ! -d "$clients/node_modules/@taquito/remote-signer" ] || [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
   echo "== installing Node test clients (npm ci)"
   npm ci --prefix "$clients" --no-audit --no-fund
+fi
+
+if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null; then
+  echo "== installing SoftHSM2 for the PKCS#11 tests (apt-get install softhsm2)"
+  as_root=(); [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q softhsm2
 fi
 
 venv=$clients/python/.venv

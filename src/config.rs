@@ -35,6 +35,107 @@ pub enum Command {
     /// Key tools.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// PKCS#11 HSM tools: list, generate and import Tezos keys, create the AES key for
+    /// wrapped BLS keystores, wrap a keystore.
+    #[command(subcommand)]
+    Hsm(HsmCommand),
+}
+
+/// How `palisade hsm` reaches the token.
+#[derive(Debug, Clone, Args)]
+pub struct HsmTokenArgs {
+    /// The vendor's PKCS#11 library (CloudHSM: /opt/cloudhsm/lib/libcloudhsm_pkcs11.so,
+    /// SoftHSM2: /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long, env = "PALISADE_PKCS11_MODULE")]
+    pub module: PathBuf,
+    /// Token label (one of --token-label, --slot-id).
+    #[arg(long, env = "PALISADE_PKCS11_TOKEN_LABEL", conflicts_with = "slot_id")]
+    pub token_label: Option<String>,
+    /// Slot id.
+    #[arg(long)]
+    pub slot_id: Option<u64>,
+    /// File holding the user PIN (one of --pin-file, --pin-env).
+    #[arg(long, conflicts_with = "pin_env")]
+    pub pin_file: Option<PathBuf>,
+    /// Environment variable holding the user PIN.
+    #[arg(long)]
+    pub pin_env: Option<String>,
+}
+
+/// `palisade hsm …`
+#[derive(Debug, Subcommand)]
+pub enum HsmCommand {
+    /// Token information and every usable key: Tezos key pairs with their pkh, AES keys with
+    /// the Ethereum public keys of the given wrapped keystores they open.
+    List {
+        #[command(flatten)]
+        token: HsmTokenArgs,
+        /// Wrapped keystore files to match against the AES keys.
+        #[arg(long)]
+        wrapped: Vec<PathBuf>,
+        /// `table` or `json`.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Generate a Tezos key pair inside the HSM (non-extractable, sensitive).
+    Generate {
+        #[command(flatten)]
+        token: HsmTokenArgs,
+        /// ed25519 (tz1), secp256k1 (tz2) or p256 (tz3).
+        #[arg(long)]
+        curve: String,
+        /// CKA_LABEL for the new key pair (must be unused).
+        #[arg(long)]
+        label: String,
+    },
+    /// Import a Tezos secret key (e.g. from a key ceremony) as a non-extractable HSM key.
+    #[command(name = "import-tezos")]
+    ImportTezos {
+        #[command(flatten)]
+        token: HsmTokenArgs,
+        /// The secret key (`edsk…`, `spsk…`, `p2sk…`, `unencrypted:…`, `encrypted:…`), or `-`
+        /// to read it from standard input. Prefer --secret-key-file: arguments are visible
+        /// to other users of the machine.
+        #[arg(long, conflicts_with = "secret_key_file")]
+        secret_key: Option<String>,
+        /// File holding the secret key.
+        #[arg(long)]
+        secret_key_file: Option<PathBuf>,
+        /// Password file for an `encrypted:` secret key.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// CKA_LABEL for the imported key pair (must be unused).
+        #[arg(long)]
+        label: String,
+    },
+    /// Create a non-extractable AES-256 key for wrapping BLS keystores.
+    #[command(name = "create-aes-key")]
+    CreateAesKey {
+        #[command(flatten)]
+        token: HsmTokenArgs,
+        /// CKA_LABEL for the key (must be unused).
+        #[arg(long)]
+        label: String,
+    },
+    /// Convert an EIP-2335 keystore into a keystore wrapped under the HSM's AES key.
+    #[command(name = "wrap-keystore")]
+    WrapKeystore {
+        #[command(flatten)]
+        token: HsmTokenArgs,
+        /// The EIP-2335 keystore.
+        #[arg(long)]
+        keystore: PathBuf,
+        /// Its password file.
+        #[arg(long)]
+        password_file: PathBuf,
+        /// The AES key to wrap under (see create-aes-key).
+        #[arg(long)]
+        aes_key_label: String,
+        /// Where to write the wrapped keystore [default: <keystore stem>.wrapped.json in the
+        /// current directory]. Never overwritten.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `palisade keys …`

@@ -2,10 +2,15 @@
 
 use anyhow::Context;
 use clap::Parser;
-use palisade::config::{Cli, Command, KeysCommand, SlashingProtectionCommand};
+use palisade::config::{
+    Cli, Command, HsmCommand, HsmTokenArgs, KeysCommand, SlashingProtectionCommand,
+};
 use palisade::protection::{self, HighWatermark};
 
 /// Refuses core dumps and ptrace attachment, so key material cannot leave through them.
+use palisade::crypto::tezos::Curve;
+use palisade::keys::pkcs11::{self, PinSource, Token, TokenRef, TokenSelector, admin};
+
 fn harden_process() {
     // SAFETY: plain libc calls with valid arguments; failures are reported, not fatal.
     unsafe {
@@ -52,6 +57,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::SlashingProtection(cmd) => runtime()?.block_on(slashing_protection(cmd)),
+        Command::Hsm(cmd) => hsm(cmd),
         Command::Keys(KeysCommand::ImportOctez {
             secret_keys,
             out,
@@ -73,6 +79,199 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {} key configs to {}", written.len(), out.display());
             Ok(())
         }
+    }
+}
+
+fn token_ref(args: &HsmTokenArgs) -> anyhow::Result<TokenRef> {
+    let token = match (&args.token_label, args.slot_id) {
+        (Some(l), None) => TokenSelector::Label(l.clone()),
+        (None, Some(s)) => TokenSelector::Slot(s),
+        _ => anyhow::bail!("give --token-label or --slot-id"),
+    };
+    let pin = match (&args.pin_file, &args.pin_env) {
+        (Some(f), None) => PinSource::File(f.clone()),
+        (None, Some(v)) => PinSource::Env(v.clone()),
+        _ => anyhow::bail!("give --pin-file or --pin-env (the PIN is never an argument)"),
+    };
+    Ok(TokenRef {
+        module: args.module.clone(),
+        token,
+        pin,
+        sessions: Some(1),
+        timeout_ms: pkcs11::DEFAULT_TIMEOUT_MS,
+    })
+}
+
+/// The key config an operator puts in --key-config-path for a key on this token.
+fn key_config_snippet(args: &HsmTokenArgs, kind: &str, tail: &str) -> String {
+    let token = match (&args.token_label, args.slot_id) {
+        (Some(l), _) => format!("tokenLabel: {l}"),
+        (None, Some(s)) => format!("slotId: {s}"),
+        _ => String::new(),
+    };
+    let pin = match (&args.pin_file, &args.pin_env) {
+        (Some(f), _) => format!(
+            "pinFile: {}",
+            std::fs::canonicalize(f)
+                .unwrap_or_else(|_| f.clone())
+                .display()
+        ),
+        (None, Some(v)) => format!("pinEnv: {v}"),
+        _ => String::new(),
+    };
+    format!(
+        "type: {kind}\nmodule: {}\n{token}\n{pin}\n{tail}",
+        args.module.display()
+    )
+}
+
+fn hsm(cmd: HsmCommand) -> anyhow::Result<()> {
+    let open = |args: &HsmTokenArgs| -> anyhow::Result<std::sync::Arc<Token>> {
+        Ok(Token::open(&token_ref(args)?)?)
+    };
+    match cmd {
+        HsmCommand::List {
+            token,
+            wrapped,
+            format,
+        } => {
+            let t = open(&token)?;
+            let listing = admin::list(&t, &wrapped)?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&listing)?),
+                "table" => {
+                    println!(
+                        "token `{}` (slot {}): {} {} serial {}",
+                        listing.label,
+                        listing.slot_id,
+                        listing.manufacturer,
+                        listing.model,
+                        listing.serial_number
+                    );
+                    println!(
+                        "{:<6} {:<24} {:<18} {:<10} KEY",
+                        "KIND", "LABEL", "ID", "CURVE"
+                    );
+                    for k in &listing.keys {
+                        let what = match (&k.pkh, k.eth2_public_keys.is_empty()) {
+                            (Some(pkh), _) => pkh.clone(),
+                            (None, false) => k.eth2_public_keys.join(" "),
+                            (None, true) => k.unusable.clone().unwrap_or_default(),
+                        };
+                        println!(
+                            "{:<6} {:<24} {:<18} {:<10} {what}",
+                            k.kind,
+                            k.label,
+                            k.id,
+                            k.curve.as_deref().unwrap_or("-")
+                        );
+                    }
+                }
+                other => anyhow::bail!("--format {other}: expected table or json"),
+            }
+            Ok(())
+        }
+        HsmCommand::Generate {
+            token,
+            curve,
+            label,
+        } => {
+            let curve = parse_curve(&curve)?;
+            let created = admin::generate(&*open(&token)?, curve, &label)?;
+            println!("{}", serde_json::to_string_pretty(&created)?);
+            eprintln!(
+                "key config for --key-config-path:\n{}",
+                key_config_snippet(&token, "pkcs11", &format!("keyLabel: {label}"))
+            );
+            Ok(())
+        }
+        HsmCommand::ImportTezos {
+            token,
+            secret_key,
+            secret_key_file,
+            password_file,
+            label,
+        } => {
+            let uri = match (secret_key, secret_key_file) {
+                (Some(v), None) if v == "-" => {
+                    let mut buf = zeroize::Zeroizing::new(String::new());
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut buf)?;
+                    buf
+                }
+                (Some(v), None) => zeroize::Zeroizing::new(v),
+                (None, Some(f)) => zeroize::Zeroizing::new(
+                    std::fs::read_to_string(&f)
+                        .with_context(|| format!("cannot read {}", f.display()))?,
+                ),
+                _ => anyhow::bail!("give --secret-key or --secret-key-file"),
+            };
+            let password = password_file
+                .as_deref()
+                .map(palisade::keys::read_password_file)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let secret = palisade::keys::tezos::decode_secret_key(
+                &uri,
+                password.as_ref().map(|p| p.as_bytes()),
+            )
+            .map_err(anyhow::Error::msg)?;
+            let created = admin::import_tezos(&*open(&token)?, &secret, &label)?;
+            println!("{}", serde_json::to_string_pretty(&created)?);
+            eprintln!(
+                "key config for --key-config-path:\n{}",
+                key_config_snippet(&token, "pkcs11", &format!("keyLabel: {label}"))
+            );
+            Ok(())
+        }
+        HsmCommand::CreateAesKey { token, label } => {
+            let id = admin::create_aes_key(&*open(&token)?, &label)?;
+            println!("created AES-256 key `{label}` (id {id})");
+            Ok(())
+        }
+        HsmCommand::WrapKeystore {
+            token,
+            keystore,
+            password_file,
+            aes_key_label,
+            out,
+        } => {
+            let out = out.unwrap_or_else(|| {
+                let stem = keystore.file_stem().unwrap_or_default().to_string_lossy();
+                std::path::PathBuf::from(format!("{stem}.wrapped.json"))
+            });
+            let password =
+                palisade::keys::read_password_file(&password_file).map_err(anyhow::Error::msg)?;
+            let w =
+                admin::wrap_keystore(&*open(&token)?, &keystore, &password, &aes_key_label, &out)
+                    .map_err(anyhow::Error::msg)?;
+            println!(
+                "wrapped 0x{} under AES key `{aes_key_label}` into {}",
+                w.pubkey,
+                out.display()
+            );
+            eprintln!(
+                "key config for --key-config-path:\n{}",
+                key_config_snippet(
+                    &token,
+                    "pkcs11-wrapped-bls",
+                    &format!(
+                        "wrappedKeystoreFile: {}",
+                        std::fs::canonicalize(&out).unwrap_or(out.clone()).display()
+                    )
+                )
+            );
+            Ok(())
+        }
+    }
+}
+
+fn parse_curve(s: &str) -> anyhow::Result<Curve> {
+    match s {
+        "ed25519" => Ok(Curve::Ed25519),
+        "secp256k1" => Ok(Curve::Secp256k1),
+        "p256" => Ok(Curve::P256),
+        "bls" => anyhow::bail!("BLS keys cannot be generated in a PKCS#11 HSM; use a keystore"),
+        other => anyhow::bail!("--curve {other}: expected ed25519, secp256k1 or p256"),
     }
 }
 

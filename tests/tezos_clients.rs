@@ -7,43 +7,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use common::{Server, repo_dir, vector};
+use common::{Server, taquito, vector};
 use palisade::crypto::tezos::{Curve, SecretKey};
 use serde_json::{Value, json};
-
-fn client_script() -> PathBuf {
-    let dir = repo_dir().join("tests/clients");
-    assert!(
-        dir.join("node_modules/@taquito/remote-signer").exists(),
-        "Taquito is not installed: run `npm ci` in tests/clients (scripts/test.sh does)"
-    );
-    dir.join("tezos_client.mjs")
-}
-
-/// Runs `node tezos_client.mjs <mode> <arg>`; returns its JSON line, failing on any error.
-fn taquito(mode: &str, arg: &Value) -> Value {
-    let out = Command::new("node")
-        .arg(client_script())
-        .arg(mode)
-        .arg(arg.to_string())
-        .output()
-        .expect("run node");
-    assert!(
-        out.status.success(),
-        "tezos_client {mode} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "tezos_client {mode}: not JSON: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
 
 fn write_key(dir: &Path, name: &str, secret_key: &str) {
     std::fs::create_dir_all(dir).unwrap();

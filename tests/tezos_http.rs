@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Backend, Server, client, fresh_db, vector};
+use common::{Backend, Server, client, fresh_db, tezos_attestation as attestation, vector};
 use palisade::chain::tezos::authentication_message;
 use palisade::chain::tezos::payload::ConsensusKind;
 use palisade::crypto::tezos::{PublicKey, SecretKey, Signature};
@@ -25,19 +25,6 @@ fn write_tezos_key(dir: &Path, name: &str, secret_key: &str, policy: Option<&str
         }
     }
     std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
-}
-
-/// An attestation (magic 0x13, tag 21) at `level`/`round` on `chain`; `fill` varies the bytes.
-fn attestation(chain: [u8; 4], level: u32, round: u32, fill: u8) -> String {
-    let mut b = vec![0x13];
-    b.extend_from_slice(&chain);
-    b.extend_from_slice(&[fill; 32]);
-    b.push(21);
-    b.extend_from_slice(&0u16.to_be_bytes());
-    b.extend_from_slice(&level.to_be_bytes());
-    b.extend_from_slice(&round.to_be_bytes());
-    b.extend_from_slice(&[fill ^ 0x5a; 32]);
-    hex::encode(b)
 }
 
 /// A Tenderbake block header (magic 0x11) at `level`/`round`.

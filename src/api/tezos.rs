@@ -222,13 +222,30 @@ fn watermark_hash(curve: Curve, version: u8, data: &[u8]) -> [u8; 32] {
     }
 }
 
-/// Runs a signing closure on the signing pool: a backend failure is 503 (nothing signed), a
-/// dropped job 500.
+/// Runs a signing closure: on the CPU signing pool for in-memory keys; on the blocking pool
+/// with the backend's timeout for I/O-bound backends (HSMs). A backend failure or timeout is
+/// 503 (nothing signed), a dropped job 500.
 async fn sign_on_pool(
+    io_timeout: Option<std::time::Duration>,
     f: impl FnOnce() -> Result<Signature, SignError> + Send + 'static,
 ) -> Result<Signature, TezosError> {
-    on_pool(f)
-        .await
+    let outcome = match io_timeout {
+        None => on_pool(f).await,
+        Some(limit) => match tokio::time::timeout(limit, tokio::task::spawn_blocking(f)).await {
+            Ok(joined) => joined.ok(),
+            Err(_) => {
+                return Err(TezosError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "palisade.tezos.signing_backend",
+                    format!(
+                        "signing backend did not answer within {} ms",
+                        limit.as_millis()
+                    ),
+                ));
+            }
+        },
+    };
+    outcome
         .ok_or_else(|| {
             TezosError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -300,7 +317,9 @@ pub async fn sign(
     };
     let data = Arc::new(data);
     let (signer_key, to_sign) = (key.clone(), data.clone());
-    let signature = sign_on_pool(move || signer_key.signer.sign(&to_sign, version)).await?;
+    let timeout = key.signer.io_timeout();
+    let signature =
+        sign_on_pool(timeout, move || signer_key.signer.sign(&to_sign, version)).await?;
     let released = match consensus {
         None => signature,
         Some(c) => {
@@ -396,7 +415,10 @@ pub async fn bls_prove_possession(
             Some(pk)
         }
     };
-    let proof = sign_on_pool(move || key.signer.prove_possession(override_pk.as_ref())).await?;
+    let proof = sign_on_pool(key.signer.io_timeout(), move || {
+        key.signer.prove_possession(override_pk.as_ref())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "bls_prove_possession": proof.to_b58() })))
 }
 

@@ -305,6 +305,45 @@ impl PublicKey {
         })
     }
 
+    /// Build from an HSM's public point: 32 raw bytes for Ed25519; for secp256k1 and
+    /// P-256 a SEC1 point, uncompressed (65 bytes, `04‖x‖y`) or compressed (33 bytes),
+    /// stored compressed as Tezos does. BLS is refused (no HSM holds BLS keys).
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidPublicKey`] for a point not on the curve, or a BLS curve.
+    pub fn from_sec1_point(curve: Curve, point: &[u8]) -> Result<Self, KeyError> {
+        let compressed: Vec<u8> = match curve {
+            Curve::Ed25519 => point.to_vec(),
+            Curve::Secp256k1 => k256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .map_err(|_| KeyError::InvalidPublicKey(curve))?
+                .to_sec1_point(true)
+                .as_bytes()
+                .to_vec(),
+            Curve::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .map_err(|_| KeyError::InvalidPublicKey(curve))?
+                .to_sec1_point(true)
+                .as_bytes()
+                .to_vec(),
+            Curve::Bls => return Err(KeyError::InvalidPublicKey(curve)),
+        };
+        Self::from_raw(curve, &compressed)
+    }
+
+    /// The point as PKCS#11 stores it in `CKA_EC_POINT` (before DER wrapping): 32 bytes for
+    /// Ed25519, the 65-byte uncompressed SEC1 form (`04‖x‖y`) for secp256k1 and P-256, the
+    /// 48-byte compressed form for BLS.
+    pub fn to_sec1_uncompressed(&self) -> Vec<u8> {
+        match self.curve {
+            Curve::Secp256k1 => k256::ecdsa::VerifyingKey::from_sec1_bytes(&self.bytes)
+                .map(|vk| vk.to_sec1_point(false).as_bytes().to_vec())
+                .unwrap_or_else(|_| self.bytes.clone()),
+            Curve::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.bytes)
+                .map(|vk| vk.to_sec1_point(false).as_bytes().to_vec())
+                .unwrap_or_else(|_| self.bytes.clone()),
+            Curve::Ed25519 | Curve::Bls => self.bytes.clone(),
+        }
+    }
+
     /// Parse `edpk…`, `sppk…`, `p2pk…` or `BLpk…`.
     pub fn from_b58(s: &str) -> Result<Self, KeyError> {
         let candidates = Curve::ALL.map(Curve::public_key_prefix);
@@ -457,6 +496,33 @@ impl Signature {
             curve,
             bytes: bytes.to_vec(),
         })
+    }
+
+    /// Build an ECDSA signature from the 64-byte `r‖s` an HSM returns (`CKM_ECDSA`),
+    /// normalised to low-S (`s ≤ n/2`) as Tezos nodes require; other curves are taken as
+    /// they are (length checked).
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidLength`] for a wrong length; [`KeyError::InvalidPublicKey`] is
+    /// never returned; an out-of-range `r` or `s` gives [`KeyError::InvalidLength`] too.
+    pub fn from_raw_low_s(curve: Curve, bytes: &[u8]) -> Result<Self, KeyError> {
+        let bad = || KeyError::InvalidLength {
+            what: "ECDSA signature (r‖s in range)",
+            expected: curve.signature_len(),
+            actual: bytes.len(),
+        };
+        let normalised: Vec<u8> = match curve {
+            Curve::Secp256k1 => {
+                let s = k256::ecdsa::Signature::from_slice(bytes).map_err(|_| bad())?;
+                s.normalize_s().to_bytes().to_vec()
+            }
+            Curve::P256 => {
+                let s = p256::ecdsa::Signature::from_slice(bytes).map_err(|_| bad())?;
+                s.normalize_s().to_bytes().to_vec()
+            }
+            Curve::Ed25519 | Curve::Bls => bytes.to_vec(),
+        };
+        Self::from_raw(curve, &normalised)
     }
 
     /// Parse `edsig…`, `spsig1…`, `p2sig…` or `BLsig…`. A generic `sig…` is
@@ -718,8 +784,9 @@ impl SecretKey {
         ))
     }
 
-    /// The raw secret in Tezos form (BLS little-endian).
-    fn raw_secret(&self) -> Zeroizing<[u8; 32]> {
+    /// The raw secret in Tezos form (BLS little-endian): the Ed25519 seed, the big-endian
+    /// ECDSA scalar, as PKCS#11 wants them in `CKA_VALUE`.
+    pub(crate) fn raw_secret(&self) -> Zeroizing<[u8; 32]> {
         let mut out = Zeroizing::new([0u8; 32]);
         match &self.secret {
             Secret::Ed25519(sk) => out.copy_from_slice(sk.as_bytes()),

@@ -15,6 +15,8 @@
 //! type: tezos-secret
 //! secretKey: unencrypted:edsk…   # see keys::tezos
 //! ```
+//! `type: pkcs11` (Tezos keys in an HSM) and `type: pkcs11-wrapped-bls` (BLS keystores
+//! wrapped under an HSM's AES key) are described in [`super::pkcs11`].
 //! Relative paths are resolved against the YAML file's directory.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use super::pkcs11::{DEFAULT_TIMEOUT_MS, KeySelector, PinSource, TokenRef, TokenSelector};
 use super::{Job, LoadError};
 use crate::chain::tezos::policy::{Policy, PolicyConfig};
 
@@ -41,6 +44,25 @@ enum KeyConfig {
         key_type: Option<String>,
         private_key: Zeroizing<String>,
     },
+    #[serde(rename = "pkcs11", rename_all = "camelCase")]
+    Pkcs11 {
+        #[serde(flatten)]
+        token: TokenFields,
+        #[serde(default)]
+        key_label: Option<String>,
+        #[serde(default)]
+        key_id: Option<String>,
+        #[serde(default)]
+        policy: Option<PolicyConfig>,
+    },
+    #[serde(rename = "pkcs11-wrapped-bls", rename_all = "camelCase")]
+    Pkcs11WrappedBls {
+        #[serde(flatten)]
+        token: TokenFields,
+        wrapped_keystore_file: PathBuf,
+        #[serde(default)]
+        aes_key_label: Option<String>,
+    },
     #[serde(rename = "tezos-secret", rename_all = "camelCase")]
     TezosSecret {
         secret_key: Zeroizing<String>,
@@ -49,6 +71,54 @@ enum KeyConfig {
         #[serde(default)]
         policy: Option<PolicyConfig>,
     },
+}
+
+/// The token fields shared by `pkcs11` and `pkcs11-wrapped-bls` key configs.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenFields {
+    module: PathBuf,
+    #[serde(default)]
+    token_label: Option<String>,
+    #[serde(default)]
+    slot_id: Option<u64>,
+    #[serde(default)]
+    pin_file: Option<PathBuf>,
+    #[serde(default)]
+    pin_env: Option<String>,
+    #[serde(default)]
+    sessions: Option<usize>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+impl TokenFields {
+    fn resolve(self, base: &Path) -> Result<TokenRef, String> {
+        let token = match (self.token_label, self.slot_id) {
+            (Some(l), None) => TokenSelector::Label(l),
+            (None, Some(s)) => TokenSelector::Slot(s),
+            _ => return Err("exactly one of tokenLabel or slotId is required".into()),
+        };
+        let pin = match (self.pin_file, self.pin_env) {
+            (Some(f), None) => PinSource::File(base.join(f)),
+            (None, Some(v)) => PinSource::Env(v),
+            _ => {
+                return Err(
+                    "exactly one of pinFile or pinEnv is required (the PIN is never inline)".into(),
+                );
+            }
+        };
+        if self.sessions == Some(0) {
+            return Err("sessions must be at least 1".into());
+        }
+        Ok(TokenRef {
+            module: self.module,
+            token,
+            pin,
+            sessions: self.sessions,
+            timeout_ms: self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+        })
+    }
 }
 
 fn check_key_type(key_type: &Option<String>, file: &Path) -> Result<(), LoadError> {
@@ -96,7 +166,7 @@ fn job(file: &Path) -> Result<Job, LoadError> {
     let config: KeyConfig = serde_norway::from_str(&text).map_err(|e| {
         let loc = e.location().map(|l| format!(" at line {}", l.line())).unwrap_or_default();
         let kind = if text.contains("type:") {
-            "unknown `type`, unknown field or missing field (file-keystore: keystoreFile, keystorePasswordFile; file-raw: privateKey; tezos-secret: secretKey, passwordFile, policy)"
+            "unknown `type`, unknown field or missing field (file-keystore: keystoreFile, keystorePasswordFile; file-raw: privateKey; tezos-secret: secretKey, passwordFile, policy; pkcs11: module, tokenLabel|slotId, pinFile|pinEnv, keyLabel|keyId, policy; pkcs11-wrapped-bls: module, tokenLabel|slotId, pinFile|pinEnv, wrappedKeystoreFile, aesKeyLabel)"
         } else {
             "missing `type`"
         };
@@ -126,6 +196,44 @@ fn job(file: &Path) -> Result<Job, LoadError> {
                 secret_hex: private_key,
             })
         }
+        KeyConfig::Pkcs11 {
+            token,
+            key_label,
+            key_id,
+            policy,
+        } => {
+            let token = token.resolve(base).map_err(fail)?;
+            let id = key_id
+                .map(|h| hex::decode(h.trim_start_matches("0x")))
+                .transpose()
+                .map_err(|_| fail("keyId is not hex".into()))?;
+            if key_label.is_none() && id.is_none() {
+                return Err(fail("keyLabel or keyId is required".into()));
+            }
+            let policy = match policy {
+                Some(p) => Policy::from_config(&p).map_err(fail)?,
+                None => Policy::default(),
+            };
+            Ok(Job::Pkcs11 {
+                file: file.to_path_buf(),
+                token,
+                key: KeySelector {
+                    label: key_label,
+                    id,
+                },
+                policy,
+            })
+        }
+        KeyConfig::Pkcs11WrappedBls {
+            token,
+            wrapped_keystore_file,
+            aes_key_label,
+        } => Ok(Job::WrappedBls {
+            file: file.to_path_buf(),
+            token: token.resolve(base).map_err(fail)?,
+            wrapped: base.join(wrapped_keystore_file),
+            aes_key_label,
+        }),
         KeyConfig::TezosSecret {
             secret_key,
             password_file,

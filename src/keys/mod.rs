@@ -7,6 +7,7 @@
 
 pub mod eip2335;
 pub mod key_config;
+pub mod pkcs11;
 pub mod tezos;
 
 use std::collections::HashMap;
@@ -251,6 +252,20 @@ pub(crate) enum Job {
         file: PathBuf,
         secret_hex: Zeroizing<String>,
     },
+    /// A Tezos key pair in a PKCS#11 token, from a `pkcs11` key config.
+    Pkcs11 {
+        file: PathBuf,
+        token: pkcs11::TokenRef,
+        key: pkcs11::KeySelector,
+        policy: Policy,
+    },
+    /// A BLS keystore wrapped under an HSM's AES key, from a `pkcs11-wrapped-bls` key config.
+    WrappedBls {
+        file: PathBuf,
+        token: pkcs11::TokenRef,
+        wrapped: PathBuf,
+        aes_key_label: Option<String>,
+    },
     /// A Tezos secret key URI (`unencrypted:`/`encrypted:`), from a `tezos-secret` key config.
     Tezos {
         file: PathBuf,
@@ -276,6 +291,42 @@ impl Job {
                 policy,
             } => {
                 tezos::load(&file, &secret_key, password_file.as_deref(), policy).map(Loaded::Tezos)
+            }
+            Job::Pkcs11 {
+                file,
+                token,
+                key,
+                policy,
+            } => {
+                let fail = |reason: String| LoadError {
+                    file: file.clone(),
+                    reason,
+                };
+                let token = pkcs11::Token::open(&token).map_err(|e| fail(e.to_string()))?;
+                let signer =
+                    pkcs11::Pkcs11TezosKey::open(token, key).map_err(|e| fail(e.to_string()))?;
+                use tezos::TezosSigner;
+                Ok(Loaded::Tezos(TezosKey {
+                    pkh: signer.public_key().pkh_b58(),
+                    signer: Box::new(signer),
+                    policy,
+                    origin: file,
+                }))
+            }
+            Job::WrappedBls {
+                file,
+                token,
+                wrapped,
+                aes_key_label,
+            } => {
+                let fail = |reason: String| LoadError {
+                    file: file.clone(),
+                    reason,
+                };
+                let token = pkcs11::Token::open(&token).map_err(|e| fail(e.to_string()))?;
+                let sk = pkcs11::wrapped::load_file(&token, &wrapped, aes_key_label.as_deref())
+                    .map_err(fail)?;
+                Ok(Loaded::Eth2(MemoryKey::new(sk)))
             }
             Job::Keystore {
                 file,
@@ -321,7 +372,7 @@ impl Job {
 ///
 /// # Errors
 /// A message naming the file (never its content).
-pub(crate) fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
+pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
     let mut text = Zeroizing::new(
         std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?,

@@ -32,6 +32,16 @@ pub trait TezosSigner: Send + Sync {
     /// # Errors
     /// [`SignError`] for a non-BLS key or a backend failure.
     fn prove_possession(&self, override_pk: Option<&PublicKey>) -> Result<Signature, SignError>;
+    /// `Some(timeout)` for a backend that blocks on I/O (an HSM): its calls run on the
+    /// blocking thread pool, not the CPU signing pool, and a call that has not answered
+    /// within the timeout is answered 503. `None` (in-memory keys): CPU-bound, no timeout.
+    fn io_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// Where the key lives, for operators: `memory`, `pkcs11 token `T` label `L``.
+    fn backend(&self) -> String {
+        "memory".into()
+    }
 }
 
 /// A Tezos secret key held in process memory (zeroized on drop).

@@ -380,3 +380,50 @@ pub fn count_records_any(url: &str) -> (i64, i64) {
         (blocks, attestations)
     })
 }
+
+/// `tests/clients/tezos_client.mjs`, checking Taquito is installed (`npm ci`).
+pub fn taquito_script() -> PathBuf {
+    let dir = repo_dir().join("tests/clients");
+    assert!(
+        dir.join("node_modules/@taquito/remote-signer").exists(),
+        "Taquito is not installed: run `npm ci` in tests/clients (scripts/test.sh does)"
+    );
+    dir.join("tezos_client.mjs")
+}
+
+/// Runs `node tezos_client.mjs <mode> <arg>`; returns its JSON line, failing on any error.
+pub fn taquito(mode: &str, arg: &Value) -> Value {
+    let out = Command::new("node")
+        .arg(taquito_script())
+        .arg(mode)
+        .arg(arg.to_string())
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "tezos_client {mode} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "tezos_client {mode}: not JSON: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// An attestation (magic 0x13, tag 21) at `level`/`round` on `chain`; `fill` varies the bytes.
+pub fn tezos_attestation(chain: [u8; 4], level: u32, round: u32, fill: u8) -> String {
+    let mut b = vec![0x13];
+    b.extend_from_slice(&chain);
+    b.extend_from_slice(&[fill; 32]);
+    b.push(21);
+    b.extend_from_slice(&0u16.to_be_bytes());
+    b.extend_from_slice(&level.to_be_bytes());
+    b.extend_from_slice(&round.to_be_bytes());
+    b.extend_from_slice(&[fill ^ 0x5a; 32]);
+    hex::encode(b)
+}
+
+pub mod softhsm;

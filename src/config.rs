@@ -49,7 +49,7 @@ pub struct HsmTokenArgs {
     #[arg(long, env = "PALISADE_PKCS11_MODULE")]
     pub module: PathBuf,
     /// Token label (one of --token-label, --slot-id).
-    #[arg(long, env = "PALISADE_PKCS11_TOKEN_LABEL", conflicts_with = "slot_id")]
+    #[arg(long, conflicts_with = "slot_id")]
     pub token_label: Option<String>,
     /// Slot id.
     #[arg(long)]
@@ -266,7 +266,8 @@ pub struct ServeArgs {
         conflicts_with = "keystores_passwords_path"
     )]
     pub keystores_password_file: Option<PathBuf>,
-    /// Directory of Web3Signer-style YAML key files (file-keystore, file-raw).
+    /// Directory of YAML key configs: file-keystore, file-raw (eth2), tezos-secret, pkcs11
+    /// (Tezos keys in an HSM), pkcs11-wrapped-bls (eth2 keystores wrapped by an HSM).
     #[arg(long, env = "PALISADE_KEY_CONFIG_PATH")]
     pub key_config_path: Option<PathBuf>,
     /// Slashing-protection database URL [default: sqlite://<data-dir>/slashing-protection.sqlite].

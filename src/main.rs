@@ -7,10 +7,10 @@ use palisade::config::{
 };
 use palisade::protection::{self, HighWatermark};
 
-/// Refuses core dumps and ptrace attachment, so key material cannot leave through them.
 use palisade::crypto::tezos::Curve;
 use palisade::keys::pkcs11::{self, PinSource, Token, TokenRef, TokenSelector, admin};
 
+/// Refuses core dumps and ptrace attachment, so key material cannot leave through them.
 fn harden_process() {
     // SAFETY: plain libc calls with valid arguments; failures are reported, not fatal.
     unsafe {
@@ -205,6 +205,9 @@ fn hsm(cmd: HsmCommand) -> anyhow::Result<()> {
                 ),
                 _ => anyhow::bail!("give --secret-key or --secret-key-file"),
             };
+            if uri.trim().starts_with("encrypted:") && password_file.is_none() {
+                anyhow::bail!("an encrypted: secret key needs --password-file");
+            }
             let password = password_file
                 .as_deref()
                 .map(palisade::keys::read_password_file)

@@ -12,8 +12,8 @@ pub async fn upcheck() -> HttpResponse {
         .body("OK")
 }
 
-/// `GET /healthcheck`: Web3Signer's JSON shape. `keys-check` reports `keys-loaded` and
-/// `error-count` and is DOWN when any key failed to load; the slashing-protection check is
+/// `GET /healthcheck`: Web3Signer's JSON shape. `keys-check` reports `keys-loaded` (eth2),
+/// `tezos-keys-loaded` and `error-count` and is DOWN when any key failed to load; the slashing-protection check is
 /// DOWN when the database does not answer. 200 when all are UP, 503 otherwise.
 pub async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
     let loaded = state.keys.len();
@@ -32,7 +32,11 @@ pub async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
                 "checks": [{
                     "id": "keystores-check",
                     "status": status(keys_up),
-                    "data": {"keys-loaded": loaded, "error-count": errors}
+                    "data": {
+                        "keys-loaded": loaded,
+                        "tezos-keys-loaded": state.keys.tezos_len(),
+                        "error-count": errors
+                    }
                 }]
             },
             {"id": "slashing-protection-db-health-check", "status": status(db_up)}

@@ -121,6 +121,52 @@ impl TokenFields {
     }
 }
 
+/// Refuses fields palisade does not know in its own key config types (a misspelled
+/// `timeoutMs` or `sessions` must not silently fall back to the default). Web3Signer's types
+/// (`file-keystore`, `file-raw`) stay lenient, as configs shared with it may carry more.
+fn check_fields(text: &str) -> Result<(), String> {
+    const TOKEN: &[&str] = &[
+        "type",
+        "module",
+        "tokenLabel",
+        "slotId",
+        "pinFile",
+        "pinEnv",
+        "sessions",
+        "timeoutMs",
+    ];
+    let Ok(serde_norway::Value::Mapping(map)) = serde_norway::from_str(text) else {
+        return Ok(());
+    };
+    let kind = map
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let extra: &[&str] = match kind.as_str() {
+        "tezos-secret" => &["type", "secretKey", "passwordFile", "policy"],
+        "pkcs11" => &["keyLabel", "keyId", "policy"],
+        "pkcs11-wrapped-bls" => &["wrappedKeystoreFile", "aesKeyLabel"],
+        _ => return Ok(()),
+    };
+    let uses_token = kind.starts_with("pkcs11");
+    for key in map.keys() {
+        let name = key.as_str().unwrap_or_default();
+        let known = extra.contains(&name) || (uses_token && TOKEN.contains(&name));
+        if !known {
+            let mut allowed: Vec<&str> = extra.to_vec();
+            if uses_token {
+                allowed.extend_from_slice(TOKEN);
+            }
+            return Err(format!(
+                "unknown field `{name}` in a `{kind}` key config (known: {})",
+                allowed.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_key_type(key_type: &Option<String>, file: &Path) -> Result<(), LoadError> {
     match key_type.as_deref() {
         None | Some("BLS") => Ok(()),
@@ -172,6 +218,7 @@ fn job(file: &Path) -> Result<Job, LoadError> {
         };
         fail(format!("invalid key config{loc}: {kind}"))
     })?;
+    check_fields(&text).map_err(fail)?;
     let base = file.parent().unwrap_or(Path::new("."));
     match config {
         KeyConfig::FileKeystore {
@@ -250,5 +297,30 @@ fn job(file: &Path) -> Result<Job, LoadError> {
                 policy,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_fields;
+
+    #[test]
+    fn palisade_key_configs_refuse_unknown_fields() {
+        let pkcs11 = "type: pkcs11\nmodule: /m.so\ntokenLabel: t\npinFile: p\nkeyLabel: k\n";
+        assert!(check_fields(pkcs11).is_ok());
+        let misspelled = format!("{pkcs11}timeoutMS: 1\n");
+        let err = check_fields(&misspelled).unwrap_err();
+        assert!(
+            err.contains("`timeoutMS`") && err.contains("timeoutMs"),
+            "{err}"
+        );
+        assert!(check_fields(&format!("{pkcs11}sesions: 2\n")).is_err());
+        let wrapped = "type: pkcs11-wrapped-bls\nmodule: /m.so\nslotId: 1\npinEnv: P\n\
+                       wrappedKeystoreFile: w.json\naesKeyLabel: a\n";
+        assert!(check_fields(wrapped).is_ok());
+        assert!(check_fields(&format!("{wrapped}keyLabel: k\n")).is_err());
+        assert!(check_fields("type: tezos-secret\nsecretKey: x\npasword: y\n").is_err());
+        // Web3Signer's own types stay lenient.
+        assert!(check_fields("type: file-raw\nprivateKey: 0x01\ndescription: d\n").is_ok());
     }
 }

@@ -9,7 +9,7 @@
 //! ```yaml
 //! type: pkcs11
 //! module: /opt/cloudhsm/lib/libcloudhsm_pkcs11.so   # the vendor's PKCS#11 library
-//! tokenLabel: cavium            # or slotId: 1
+//! tokenLabel: hsm1              # check with `palisade hsm list`; or slotId: 1
 //! pinFile: /etc/palisade/hsm.pin # or pinEnv: PALISADE_HSM_PIN (never inline)
 //! keyLabel: baker               # and/or keyId: 0a1b2c (hex CKA_ID)
 //! sessions: 4                   # optional, default: one per core
@@ -25,8 +25,15 @@
 //! module, one pool of logged-in read-write sessions per token. A PKCS#11 session is used
 //! by one thread at a time; a session that fails with `CKR_SESSION_HANDLE_INVALID`,
 //! `CKR_SESSION_CLOSED`, `CKR_USER_NOT_LOGGED_IN`, `CKR_DEVICE_ERROR`, `CKR_DEVICE_REMOVED`
-//! or `CKR_TOKEN_NOT_PRESENT` is dropped and the call retried once on a freshly opened and
-//! logged-in session; if that fails too the request gets the error (503 at the API).
+//! or `CKR_TOKEN_NOT_PRESENT` (or whose key handle went stale: `CKR_KEY_HANDLE_INVALID`,
+//! `CKR_OBJECT_HANDLE_INVALID`) is dropped with the other idle sessions and the call retried
+//! once on a freshly opened and logged-in session; if that fails too the request gets the
+//! error (503 at the API).
+//!
+//! A token that failed to open (wrong PIN, no such token) is remembered for the life of the
+//! process, so the other key configs on it do not log in again with the same wrong PIN (HSMs
+//! lock users after a few failures). The PIN source, `sessions` and `timeoutMs` come from the
+//! first key config that opens the token; a later one that differs is logged as a warning.
 
 pub mod admin;
 pub mod wrapped;
@@ -179,7 +186,19 @@ impl PinSource {
     /// [`HsmError::Config`] naming the file or variable (never the PIN).
     pub fn read(&self) -> Result<Zeroizing<String>, HsmError> {
         match self {
-            PinSource::File(path) => super::read_password_file(path).map_err(HsmError::Config),
+            PinSource::File(path) => {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(meta) = std::fs::metadata(path)
+                    && meta.permissions().mode() & 0o077 != 0
+                {
+                    tracing::warn!(
+                        file = %path.display(),
+                        mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                        "PIN file is readable by group or others; chmod 600 it"
+                    );
+                }
+                super::read_password_file(path).map_err(HsmError::Config)
+            }
             PinSource::Env(var) => std::env::var(var)
                 .map(|v| Zeroizing::new(v.trim_end_matches(['\n', '\r']).to_string()))
                 .map_err(|_| {
@@ -256,6 +275,7 @@ pub struct Token {
     slot: Slot,
     label: String,
     pin: AuthPin,
+    pin_source: String,
     timeout: Duration,
     max_sessions: usize,
     pool: Mutex<Pool>,
@@ -263,7 +283,7 @@ pub struct Token {
 }
 
 /// Tokens open in this process, by module and token.
-type OpenTokens = HashMap<(PathBuf, TokenSelector), Arc<Token>>;
+type OpenTokens = HashMap<(PathBuf, TokenSelector), Result<Arc<Token>, HsmError>>;
 
 #[derive(Default)]
 struct Pool {
@@ -290,9 +310,34 @@ impl Token {
         static TOKENS: OnceLock<Mutex<OpenTokens>> = OnceLock::new();
         let mut tokens = TOKENS.get_or_init(Default::default).lock();
         let id = (r.module.clone(), r.token.clone());
-        if let Some(t) = tokens.get(&id) {
-            return Ok(t.clone());
+        match tokens.get(&id) {
+            Some(Ok(t)) => {
+                t.warn_if_configured_differently(r);
+                return Ok(t.clone());
+            }
+            Some(Err(e)) => return Err(e.clone()),
+            None => {}
         }
+        let opened = Self::open_new(r);
+        tokens.insert(id, opened.clone());
+        opened
+    }
+
+    fn warn_if_configured_differently(&self, r: &TokenRef) {
+        let sessions = r.sessions.unwrap_or(self.max_sessions);
+        if sessions != self.max_sessions
+            || r.timeout_ms != self.timeout.as_millis() as u64
+            || format!("{:?}", r.pin) != self.pin_source
+        {
+            tracing::warn!(
+                token = %self.label,
+                "key configs on this token disagree on pinFile/pinEnv, sessions or timeoutMs; \
+                 the first one's are used"
+            );
+        }
+    }
+
+    fn open_new(r: &TokenRef) -> Result<Arc<Token>, HsmError> {
         let ctx = module(&r.module)?;
         let slot = find_slot(&ctx, &r.token)?;
         let label = ctx
@@ -309,6 +354,7 @@ impl Token {
             slot,
             label,
             pin: AuthPin::from(pin.as_str().to_string()),
+            pin_source: format!("{:?}", r.pin),
             timeout: Duration::from_millis(r.timeout_ms.max(1)),
             max_sessions,
             pool: Mutex::new(Pool::default()),
@@ -318,7 +364,6 @@ impl Token {
         let session = token.new_session()?;
         token.pool.lock().open = 1;
         token.release(session, true);
-        tokens.insert(id, token.clone());
         Ok(token)
     }
 

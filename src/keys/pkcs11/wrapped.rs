@@ -19,7 +19,7 @@
 //! ```yaml
 //! type: pkcs11-wrapped-bls
 //! module: /opt/cloudhsm/lib/libcloudhsm_pkcs11.so
-//! tokenLabel: cavium            # or slotId
+//! tokenLabel: hsm1              # check with `palisade hsm list`; or slotId
 //! pinFile: /etc/palisade/hsm.pin # or pinEnv
 //! wrappedKeystoreFile: validator-0.wrapped.json
 //! aesKeyLabel: palisade-bls-wrap # optional: defaults to the file's
@@ -188,11 +188,27 @@ pub fn unwrap(
                 .map_err(|e| HsmError::call(token.label(), &e))
         })
         .map_err(|e| match e {
-            HsmError::Call { ref function, .. } if function.contains("Decrypt") => format!(
-                "AES key `{label}` on token `{}` does not open this wrapped keystore \
+            // What tokens answer for a failed GCM tag check (SoftHSM: CKR_GENERAL_ERROR).
+            HsmError::Call {
+                ref function,
+                ref rv,
+                ..
+            } if function.contains("Decrypt")
+                && matches!(
+                    rv.as_str(),
+                    "CKR_GENERAL_ERROR"
+                        | "CKR_ENCRYPTED_DATA_INVALID"
+                        | "CKR_ENCRYPTED_DATA_LEN_RANGE"
+                        | "CKR_FUNCTION_FAILED"
+                        | "CKR_AEAD_DECRYPT_FAILED"
+                ) =>
+            {
+                format!(
+                    "AES key `{label}` on token `{}` does not open this wrapped keystore \
                  (wrapped under another key, or the file was altered): {e}",
-                token.label()
-            ),
+                    token.label()
+                )
+            }
             other => other.to_string(),
         })?;
     let sk = SecretKey::from_bytes(&secret)

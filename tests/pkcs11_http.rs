@@ -318,6 +318,19 @@ fn wrapped_bls_keystore_signs_through_the_eth2_api() {
             signature_of(&b2),
             "request {i}: wrapped and plain keystore must sign alike"
         );
+        // And it verifies over the request's signing root under the keystore's public key.
+        let plan = palisade::chain::eth2::request::plan(
+            request,
+            &palisade::chain::eth2::network::NetworkConfig::from_name_or_path("mainnet").unwrap(),
+        )
+        .unwrap();
+        let root = hex::decode(format!("{}", plan.signing_root).trim_start_matches("0x")).unwrap();
+        let unhex = |s: &str| hex::decode(s.trim_start_matches("0x")).unwrap();
+        assert!(
+            palisade::crypto::bls::verify(&unhex(&pubkey), &root, &unhex(&signature_of(&b1)))
+                .unwrap(),
+            "request {i}: the wrapped key's signature does not verify"
+        );
     }
     // Slashing protection applies: a conflicting block at the same slot is refused.
     let (status, body) = server.sign(&pubkey, &common::block(0x11, 100, 2));

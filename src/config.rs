@@ -39,6 +39,120 @@ pub enum Command {
     /// wrapped BLS keystores, wrap a keystore.
     #[command(subcommand)]
     Hsm(HsmCommand),
+    /// Offline key ceremonies: generate keys with Shamir backups and a transcript, combine
+    /// shares, verify outputs against a transcript.
+    #[command(subcommand)]
+    Ceremony(CeremonyCommand),
+}
+
+/// `palisade ceremony …` (runs fully offline; meant for an air-gapped machine).
+#[derive(Debug, Subcommand)]
+pub enum CeremonyCommand {
+    /// Ethereum validator keys: a new 24-word mnemonic, EIP-2333/2334 keys, EIP-2335
+    /// keystores, launchpad deposit data, K-of-M Shamir shares of the mnemonic's entropy.
+    Eth2 {
+        /// Number of validator keys.
+        #[arg(long)]
+        count: u32,
+        /// First EIP-2334 validator index.
+        #[arg(long, default_value_t = 0)]
+        start_index: u32,
+        /// Network of the deposit data (mainnet, sepolia, hoodi, gnosis, chiado, …).
+        #[arg(long, default_value = "mainnet")]
+        network: String,
+        /// Execution-layer withdrawal address (0x + 40 hex; EIP-55 checked if mixed case).
+        #[arg(long)]
+        withdrawal_address: String,
+        /// 0x02 (compounding) withdrawal credentials instead of 0x01.
+        #[arg(long)]
+        compounding: bool,
+        /// Deposit per validator in ETH (0x01: 32; 0x02: 1–2048).
+        #[arg(long, default_value = "32")]
+        amount_eth: String,
+        /// Keystore KDF: scrypt or pbkdf2.
+        #[arg(long, default_value = "scrypt")]
+        kdf: String,
+        /// Shares needed to reconstruct (K).
+        #[arg(long, default_value_t = 3)]
+        threshold: u8,
+        /// Shares to write (M), one per custodian.
+        #[arg(long, default_value_t = 5)]
+        shares: u8,
+        /// Also write each share as a PNG QR code.
+        #[arg(long)]
+        qr: bool,
+        /// Keystore password file [default: prompted twice].
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Use this existing mnemonic (a file) instead of drawing a new one.
+        #[arg(long)]
+        existing_mnemonic_file: Option<PathBuf>,
+        /// Do not print the mnemonic (the shares are then the only backup).
+        #[arg(long)]
+        no_show_mnemonic: bool,
+        /// Output directory (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// One Tezos key: octez `encrypted:` secret key files and K-of-M Shamir shares of it.
+    Tezos {
+        /// ed25519 (tz1), secp256k1 (tz2), p256 (tz3) or bls (tz4).
+        #[arg(long)]
+        curve: String,
+        /// The octez alias written into the files.
+        #[arg(long, default_value = "baker")]
+        alias: String,
+        /// Shares needed to reconstruct (K).
+        #[arg(long, default_value_t = 3)]
+        threshold: u8,
+        /// Shares to write (M).
+        #[arg(long, default_value_t = 5)]
+        shares: u8,
+        /// Also write each share as a PNG QR code.
+        #[arg(long)]
+        qr: bool,
+        /// Password file for the `encrypted:` key [default: prompted twice].
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Output directory (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Reconstruct keys from K shares; checked against the transcript before anything is
+    /// written.
+    Combine {
+        /// The ceremony's transcript.json.
+        #[arg(long)]
+        transcript: PathBuf,
+        /// Share files (at least K).
+        #[arg(long = "share", required = true)]
+        shares: Vec<PathBuf>,
+        /// Password for the keystores / encrypted key written [default: prompted twice].
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Keystore KDF (eth2): scrypt or pbkdf2.
+        #[arg(long, default_value = "scrypt")]
+        kdf: String,
+        /// Output directory (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check keystores, deposit data and/or shares against a transcript.
+    Verify {
+        /// The ceremony's transcript.json.
+        #[arg(long)]
+        transcript: PathBuf,
+        /// Directory of the keystores (eth2; deposit data beside or inside it) or of the
+        /// octez files (tezos).
+        #[arg(long)]
+        keystores: Option<PathBuf>,
+        /// Share files.
+        #[arg(long = "shares", num_args = 1..)]
+        shares: Vec<PathBuf>,
+        /// Password, to also decrypt the keystores / key.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
 }
 
 /// How `palisade hsm` reaches the token.

@@ -4,6 +4,7 @@
 //! `protection` (slashing rules, pure, and the store) → `keys` (signers).
 
 pub mod api;
+pub mod ceremony;
 pub mod chain;
 pub mod config;
 pub mod crypto;

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use palisade::config::{
-    Cli, Command, HsmCommand, HsmTokenArgs, KeysCommand, SlashingProtectionCommand,
+    CeremonyCommand, Cli, Command, HsmCommand, HsmTokenArgs, KeysCommand, SlashingProtectionCommand,
 };
 use palisade::protection::{self, HighWatermark};
 
@@ -58,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         }),
         Command::SlashingProtection(cmd) => runtime()?.block_on(slashing_protection(cmd)),
         Command::Hsm(cmd) => hsm(cmd),
+        Command::Ceremony(cmd) => ceremony(cmd),
         Command::Keys(KeysCommand::ImportOctez {
             secret_keys,
             out,
@@ -263,6 +264,219 @@ fn hsm(cmd: HsmCommand) -> anyhow::Result<()> {
                     )
                 )
             );
+            Ok(())
+        }
+    }
+}
+
+/// A password from a file, or prompted twice on the terminal.
+fn ceremony_password(file: Option<&std::path::Path>) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    if let Some(f) = file {
+        return palisade::keys::read_password_file(f).map_err(anyhow::Error::msg);
+    }
+    let first = zeroize::Zeroizing::new(rpassword::prompt_password("Password: ")?);
+    let second = zeroize::Zeroizing::new(rpassword::prompt_password("Password again: ")?);
+    if *first != *second {
+        anyhow::bail!("the passwords differ");
+    }
+    if first.is_empty() {
+        anyhow::bail!("an empty password is not accepted");
+    }
+    Ok(first)
+}
+
+/// `"32"`, `"33.5"`, `"1.000000001"` ETH → Gwei.
+fn eth_to_gwei(s: &str) -> anyhow::Result<u64> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty()
+        || frac.len() > 9
+        || !(whole.chars().chain(frac.chars())).all(|c| c.is_ascii_digit())
+    {
+        anyhow::bail!("--amount-eth {s}: a decimal number of ETH with at most 9 decimals");
+    }
+    let frac = format!("{frac:0<9}");
+    whole
+        .parse::<u64>()
+        .ok()
+        .and_then(|w| w.checked_mul(1_000_000_000))
+        .and_then(|w| w.checked_add(frac.parse::<u64>().unwrap_or(0)))
+        .ok_or_else(|| anyhow::anyhow!("--amount-eth {s}: too large"))
+}
+
+fn parse_kdf(s: &str) -> anyhow::Result<palisade::keys::keystore_writer::Kdf> {
+    use palisade::keys::keystore_writer::Kdf;
+    match s {
+        "scrypt" => Ok(Kdf::Scrypt),
+        "pbkdf2" => Ok(Kdf::Pbkdf2),
+        other => anyhow::bail!("--kdf {other}: expected scrypt or pbkdf2"),
+    }
+}
+
+fn print_verifications(steps: &[palisade::ceremony::transcript::Verification]) -> bool {
+    for v in steps {
+        println!(
+            "[{}] {}: {}",
+            if v.ok { "ok" } else { "FAILED" },
+            v.step,
+            v.detail
+        );
+    }
+    steps.iter().all(|v| v.ok)
+}
+
+fn ceremony(cmd: CeremonyCommand) -> anyhow::Result<()> {
+    use palisade::ceremony::{self, deposit, eth2, tezos, transcript::Transcript};
+    match cmd {
+        CeremonyCommand::Eth2 {
+            count,
+            start_index,
+            network,
+            withdrawal_address,
+            compounding,
+            amount_eth,
+            kdf,
+            threshold,
+            shares,
+            qr,
+            password_file,
+            existing_mnemonic_file,
+            no_show_mnemonic,
+            out,
+        } => {
+            let params = eth2::Eth2Params {
+                count,
+                start_index,
+                network: deposit::DepositNetwork::by_name(&network)?,
+                withdrawal_address: deposit::parse_address(&withdrawal_address)?,
+                withdrawal_type: if compounding {
+                    deposit::WithdrawalType::Compounding
+                } else {
+                    deposit::WithdrawalType::Eth1Address
+                },
+                amount_gwei: eth_to_gwei(&amount_eth)?,
+                kdf: parse_kdf(&kdf)?,
+                threshold,
+                shares,
+                qr,
+            };
+            let entropy = match &existing_mnemonic_file {
+                None => None,
+                Some(f) => {
+                    let words = zeroize::Zeroizing::new(
+                        std::fs::read_to_string(f)
+                            .with_context(|| format!("cannot read {}", f.display()))?,
+                    );
+                    let e = palisade::crypto::eip2333::mnemonic_to_entropy(words.trim())?;
+                    let e: [u8; 32] = e
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| anyhow::anyhow!("the mnemonic must have 24 words"))?;
+                    Some(zeroize::Zeroizing::new(e))
+                }
+            };
+            let password = ceremony_password(password_file.as_deref())?;
+            let (transcript, mnemonic) = eth2::run(&params, &password, entropy, &out)?;
+            if !no_show_mnemonic && existing_mnemonic_file.is_none() {
+                println!(
+                    "Mnemonic (write it down, or rely on the shares; it is stored nowhere):\n\n{}\n",
+                    mnemonic.as_str()
+                );
+            }
+            print_verifications(&transcript.verifications);
+            println!(
+                "ceremony {}: {} keys, {} shares (threshold {}), transcript in {}",
+                transcript.ceremony_id,
+                transcript.keys.len(),
+                transcript.shares.len(),
+                threshold,
+                out.join("transcript.json").display()
+            );
+            Ok(())
+        }
+        CeremonyCommand::Tezos {
+            curve,
+            alias,
+            threshold,
+            shares,
+            qr,
+            password_file,
+            out,
+        } => {
+            let params = tezos::TezosParams {
+                curve: tezos::parse_curve(&curve)?,
+                alias,
+                threshold,
+                shares,
+                qr,
+            };
+            let password = ceremony_password(password_file.as_deref())?;
+            let transcript = tezos::run(&params, &password, &out)?;
+            print_verifications(&transcript.verifications);
+            println!(
+                "ceremony {}: {} ({}), {} shares (threshold {}), transcript in {}",
+                transcript.ceremony_id,
+                transcript.keys[0].pkh.clone().unwrap_or_default(),
+                transcript.keys[0].public_key,
+                transcript.shares.len(),
+                threshold,
+                out.join("transcript.json").display()
+            );
+            Ok(())
+        }
+        CeremonyCommand::Combine {
+            transcript,
+            shares,
+            password_file,
+            kdf,
+            out,
+        } => {
+            let t = Transcript::read(&transcript).map_err(anyhow::Error::msg)?;
+            let shares = ceremony::read_shares(&shares)?;
+            let secret = ceremony::combine_for(&t, &shares)?;
+            let password = ceremony_password(password_file.as_deref())?;
+            if t.kind == "eth2" {
+                let written = eth2::combine(&t, &secret, &password, parse_kdf(&kdf)?, &out)?;
+                println!(
+                    "reconstructed and checked {} keys of ceremony {}; keystores written to {}",
+                    written.len(),
+                    t.ceremony_id,
+                    out.display()
+                );
+            } else {
+                let pkh = tezos::combine(&t, &secret, &password, &out)?;
+                println!(
+                    "reconstructed and checked {pkh} of ceremony {}; octez files written to {}",
+                    t.ceremony_id,
+                    out.display()
+                );
+            }
+            Ok(())
+        }
+        CeremonyCommand::Verify {
+            transcript,
+            keystores,
+            shares,
+            password_file,
+        } => {
+            let t = Transcript::read(&transcript).map_err(anyhow::Error::msg)?;
+            let password = password_file
+                .as_deref()
+                .map(palisade::keys::read_password_file)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            if keystores.is_none() && shares.is_empty() {
+                anyhow::bail!("give --keystores DIR and/or --shares F…");
+            }
+            let steps = ceremony::verify(
+                &t,
+                keystores.as_deref(),
+                password.as_deref().map(|p| p.as_str()),
+                &shares,
+            )?;
+            if !print_verifications(&steps) {
+                anyhow::bail!("verification failed");
+            }
+            println!("everything given matches ceremony {}", t.ceremony_id);
             Ok(())
         }
     }

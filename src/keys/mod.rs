@@ -7,6 +7,7 @@
 
 pub mod eip2335;
 pub mod key_config;
+pub mod keystore_writer;
 pub mod pkcs11;
 pub mod tezos;
 

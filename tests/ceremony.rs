@@ -534,3 +534,70 @@ fn combine_and_verify_check_everything_against_the_transcript() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stdout).contains("[FAILED] deposit data"));
 }
+
+#[test]
+fn refused_parameters_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("pw"), "pw\n").unwrap();
+    let pw = d.join("pw");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--threshold", "6", "--shares", "5"], "threshold"),
+        (&["--threshold", "1", "--shares", "3"], "threshold"),
+        (&["--amount-eth", "31"], "32"),
+        (&["--network", "atlantis"], "atlantis"),
+    ];
+    for (i, (extra, expect)) in cases.iter().enumerate() {
+        let out = d.join(format!("out-{i}"));
+        let mut args = vec![
+            "ceremony",
+            "eth2",
+            "--count",
+            "1",
+            "--withdrawal-address",
+            ADDRESS,
+            "--kdf",
+            "pbkdf2",
+            "--password-file",
+            s(&pw),
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        let r = palisade(&args);
+        assert!(!r.status.success(), "{extra:?} was accepted");
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(stderr.contains(expect), "{extra:?}: {stderr}");
+        assert!(
+            !out.exists(),
+            "{extra:?}: output written despite the refusal"
+        );
+    }
+    // Tezos: bad K/M, unknown curve.
+    for (extra, expect) in [
+        (
+            ["--curve", "ed25519", "--threshold", "4", "--shares", "3"],
+            "threshold",
+        ),
+        (
+            ["--curve", "rsa", "--threshold", "2", "--shares", "3"],
+            "expected ed25519",
+        ),
+    ] {
+        let out = d.join("tz");
+        let mut args = vec![
+            "ceremony",
+            "tezos",
+            "--password-file",
+            s(&pw),
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(&extra);
+        let r = palisade(&args);
+        assert!(!r.status.success());
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(stderr.contains(expect), "{extra:?}: {stderr}");
+        assert!(!out.exists());
+    }
+}

@@ -70,9 +70,18 @@ pub fn run(
     entropy: Option<Zeroizing<[u8; 32]>>,
     out: &Path,
 ) -> Result<(Transcript, Zeroizing<String>), CeremonyError> {
-    super::prepare_out_dir(out)?;
     if params.count == 0 {
         return Err(CeremonyError::new("--count must be at least 1"));
+    }
+    if out.exists()
+        && std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(CeremonyError::new(format!(
+            "{} exists and is not empty; give a new directory",
+            out.display()
+        )));
     }
     let entropy = match entropy {
         Some(e) => e,
@@ -119,10 +128,10 @@ pub fn run(
         verifications: vec![],
     };
 
+    // Everything is computed (and every parameter checked) before the first file is written,
+    // so a refused parameter leaves no partial output.
     let keystore_dir = out.join("keystores");
-    std::fs::create_dir_all(&keystore_dir).map_err(|e| {
-        CeremonyError::new(format!("cannot create {}: {e}", keystore_dir.display()))
-    })?;
+    let mut pending: Vec<(PathBuf, String)> = Vec::new();
     let mut data: Vec<DepositDatum> = Vec::new();
     let mut keystores: Vec<(PathBuf, [u8; 48])> = Vec::new();
     for index in params.start_index..params.start_index + params.count {
@@ -137,13 +146,10 @@ pub fn run(
                 .map_err(|e| CeremonyError::new(format!("keystore {path}: {e}")))?;
         let name = format!("keystore-{}-{ts}.json", path.replace('/', "_"));
         let file = keystore_dir.join(&name);
-        write_new(
-            &file,
-            serde_json::to_string(&keystore)
-                .unwrap_or_default()
-                .as_bytes(),
-            0o600,
-        )?;
+        pending.push((
+            file.clone(),
+            serde_json::to_string(&keystore).unwrap_or_default(),
+        ));
         transcript.files.push(format!("keystores/{name}"));
         let datum = deposit::deposit_datum(&sk, credentials, params.amount_gwei, &params.network)
             .map_err(|e| CeremonyError::new(format!("deposit data for {path}: {e}")))?;
@@ -160,11 +166,6 @@ pub fn run(
         keystores.push((file, sk.public_key()));
         data.push(datum);
     }
-    let deposit_file = deposit::write_deposit_data_file(out, ts, &data)
-        .map_err(|e| CeremonyError::new(format!("cannot write deposit data: {e}")))?;
-    transcript.files.push(deposit::deposit_data_file_name(ts));
-    let _ = deposit_file;
-
     let shares = shares::split(
         entropy.as_slice(),
         params.threshold,
@@ -172,6 +173,17 @@ pub fn run(
         &ceremony_id,
     )
     .map_err(|e| CeremonyError::new(format!("Shamir split: {e}")))?;
+
+    super::prepare_out_dir(out)?;
+    std::fs::create_dir_all(&keystore_dir).map_err(|e| {
+        CeremonyError::new(format!("cannot create {}: {e}", keystore_dir.display()))
+    })?;
+    for (file, json) in &pending {
+        write_new(file, json.as_bytes(), 0o600)?;
+    }
+    deposit::write_deposit_data_file(out, ts, &data)
+        .map_err(|e| CeremonyError::new(format!("cannot write deposit data: {e}")))?;
+    transcript.files.push(deposit::deposit_data_file_name(ts));
     for share in write_share_files(out, &shares, params.qr)? {
         transcript.files.push(share.file.clone());
         transcript.shares.push(share);

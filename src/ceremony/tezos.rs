@@ -105,7 +105,6 @@ fn write_octez_files(
 /// [`CeremonyError`] for bad parameters, a write failure, or a failed verification (the
 /// transcript is still written, with the failing step).
 pub fn run(params: &TezosParams, password: &str, out: &Path) -> Result<Transcript, CeremonyError> {
-    super::prepare_out_dir(out)?;
     if password.is_empty() {
         return Err(CeremonyError::new(
             "an empty password would leave the key unencrypted",
@@ -114,8 +113,17 @@ pub fn run(params: &TezosParams, password: &str, out: &Path) -> Result<Transcrip
     let secret = SecretKey::generate(params.curve);
     let raw = secret.raw_secret();
     let pk = secret.public_key();
-    let (created_at, _) = now();
     let ceremony_id = super::new_ceremony_id()?;
+    // Split first: bad K/M are refused before anything is written.
+    let split = shares::split(
+        raw.as_slice(),
+        params.threshold,
+        params.shares,
+        &ceremony_id,
+    )
+    .map_err(|e| CeremonyError::new(format!("Shamir split: {e}")))?;
+    super::prepare_out_dir(out)?;
+    let (created_at, _) = now();
     let mut transcript = Transcript {
         version: super::transcript::TRANSCRIPT_VERSION,
         ceremony_id: ceremony_id.clone(),
@@ -144,13 +152,6 @@ pub fn run(params: &TezosParams, password: &str, out: &Path) -> Result<Transcrip
         verifications: vec![],
     };
     transcript.files = write_octez_files(out, &params.alias, &secret, password)?;
-    let split = shares::split(
-        raw.as_slice(),
-        params.threshold,
-        params.shares,
-        &ceremony_id,
-    )
-    .map_err(|e| CeremonyError::new(format!("Shamir split: {e}")))?;
     for share in write_share_files(out, &split, params.qr)? {
         transcript.files.push(share.file.clone());
         transcript.shares.push(share);

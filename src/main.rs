@@ -200,10 +200,13 @@ fn hsm(cmd: HsmCommand) -> anyhow::Result<()> {
                     buf
                 }
                 (Some(v), None) => zeroize::Zeroizing::new(v),
-                (None, Some(f)) => zeroize::Zeroizing::new(
-                    std::fs::read_to_string(&f)
-                        .with_context(|| format!("cannot read {}", f.display()))?,
-                ),
+                (None, Some(f)) => {
+                    let text = zeroize::Zeroizing::new(
+                        std::fs::read_to_string(&f)
+                            .with_context(|| format!("cannot read {}", f.display()))?,
+                    );
+                    octez_secret_key_value(&text).with_context(|| format!("{}", f.display()))?
+                }
                 _ => anyhow::bail!("give --secret-key or --secret-key-file"),
             };
             if uri.trim().starts_with("encrypted:") && password_file.is_none() {
@@ -272,7 +275,14 @@ fn hsm(cmd: HsmCommand) -> anyhow::Result<()> {
 /// A password from a file, or prompted twice on the terminal.
 fn ceremony_password(file: Option<&std::path::Path>) -> anyhow::Result<zeroize::Zeroizing<String>> {
     if let Some(f) = file {
-        return palisade::keys::read_password_file(f).map_err(anyhow::Error::msg);
+        let password = palisade::keys::read_password_file(f).map_err(anyhow::Error::msg)?;
+        if password.is_empty() {
+            anyhow::bail!(
+                "{} is empty: an empty password is not accepted",
+                f.display()
+            );
+        }
+        return Ok(password);
     }
     let first = zeroize::Zeroizing::new(rpassword::prompt_password("Password: ")?);
     let second = zeroize::Zeroizing::new(rpassword::prompt_password("Password again: ")?);
@@ -479,6 +489,27 @@ fn ceremony(cmd: CeremonyCommand) -> anyhow::Result<()> {
             println!("everything given matches ceremony {}", t.ceremony_id);
             Ok(())
         }
+    }
+}
+
+/// A secret key file's value: the bare key (`encrypted:…`, `edsk…`), or an octez client
+/// `secret_keys` file (`[{"name", "value"}]`) holding exactly one key.
+fn octez_secret_key_value(text: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    if !text.trim_start().starts_with('[') {
+        return Ok(zeroize::Zeroizing::new(text.to_string()));
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        value: zeroize::Zeroizing<String>,
+    }
+    let entries: Vec<Entry> =
+        serde_json::from_str(text).map_err(|_| anyhow::anyhow!("not an octez secret_keys file"))?;
+    let count = entries.len();
+    match entries.into_iter().next() {
+        Some(one) if count == 1 => Ok(one.value),
+        _ => anyhow::bail!(
+            "the secret_keys file holds {count} keys; give one key (its value) per import"
+        ),
     }
 }
 

@@ -459,3 +459,50 @@ fn operator_mistakes_get_clear_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("palisade-errors"), "{stderr}");
 }
+
+#[test]
+fn a_ceremony_key_imports_into_the_hsm_from_its_secret_keys_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = SoftHsm::new("palisade-ceremony");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "ceremony password\n").unwrap();
+    let out = dir.path().join("ceremony");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args([
+            "ceremony",
+            "tezos",
+            "--curve",
+            "p256",
+            "--threshold",
+            "2",
+            "--shares",
+            "3",
+        ])
+        .arg("--password-file")
+        .arg(&pw)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let transcript: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("transcript.json")).unwrap())
+            .unwrap();
+    let created: Value = serde_json::from_str(&hsm.hsm_ok(
+        "import-tezos",
+        &[
+            "--secret-key-file",
+            out.join("secret_keys").to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--label",
+            "from-ceremony",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(created["pkh"], transcript["keys"][0]["pkh"]);
+}

@@ -83,6 +83,11 @@ pub fn run(
             out.display()
         )));
     }
+    let mnemonic_source = if entropy.is_some() {
+        "existing mnemonic"
+    } else {
+        "new, from the OS CSPRNG"
+    };
     let entropy = match entropy {
         Some(e) => e,
         None => {
@@ -116,6 +121,7 @@ pub fn run(
             "amount_gwei": params.amount_gwei,
             "kdf": match params.kdf { Kdf::Scrypt => "scrypt", Kdf::Pbkdf2 => "pbkdf2" },
             "mnemonic_words": 24,
+            "mnemonic": mnemonic_source,
             "threshold": params.threshold,
             "shares": params.shares,
         })
@@ -186,6 +192,9 @@ pub fn run(
     transcript.files.push(deposit::deposit_data_file_name(ts));
     for share in write_share_files(out, &shares, params.qr)? {
         transcript.files.push(share.file.clone());
+        if params.qr {
+            transcript.files.push(share.file.replace(".txt", ".png"));
+        }
         transcript.shares.push(share);
     }
 

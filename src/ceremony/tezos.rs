@@ -154,6 +154,9 @@ pub fn run(params: &TezosParams, password: &str, out: &Path) -> Result<Transcrip
     transcript.files = write_octez_files(out, &params.alias, &secret, password)?;
     for share in write_share_files(out, &split, params.qr)? {
         transcript.files.push(share.file.clone());
+        if params.qr {
+            transcript.files.push(share.file.replace(".txt", ".png"));
+        }
         transcript.shares.push(share);
     }
 

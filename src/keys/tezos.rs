@@ -231,8 +231,12 @@ pub fn import_octez(
         let config = ImportedConfig {
             kind: "tezos-secret",
             secret_key: value,
+            // Absolute: key configs resolve relative paths against their own directory.
             password_file: encrypted.then(|| match password_file {
-                Some(p) => p.display().to_string(),
+                Some(p) => std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.to_path_buf())
+                    .display()
+                    .to_string(),
                 None => "CHANGE-ME: file holding the password".into(),
             }),
         };

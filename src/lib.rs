@@ -11,3 +11,25 @@ pub mod crypto;
 pub mod keys;
 pub mod protection;
 pub mod server;
+
+/// Helpers shared by unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// The Python interpreter of the test venv (`tests/clients/python/.venv`, made by
+    /// `scripts/test.sh`), or `PALISADE_TEST_PYTHON`; fails (never skips) when missing.
+    pub fn python() -> std::path::PathBuf {
+        let py = std::env::var_os("PALISADE_TEST_PYTHON")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/clients/python/.venv/bin/python")
+            });
+        assert!(
+            py.exists(),
+            "{} is missing: scripts/test.sh creates the venv (python3 -m venv \
+             tests/clients/python/.venv; pip install -r tests/clients/python/requirements.txt)",
+            py.display()
+        );
+        py
+    }
+}

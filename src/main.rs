@@ -514,12 +514,12 @@ fn octez_secret_key_value(text: &str) -> anyhow::Result<zeroize::Zeroizing<Strin
 }
 
 fn parse_curve(s: &str) -> anyhow::Result<Curve> {
-    match s {
-        "ed25519" => Ok(Curve::Ed25519),
-        "secp256k1" => Ok(Curve::Secp256k1),
-        "p256" => Ok(Curve::P256),
-        "bls" => anyhow::bail!("BLS keys cannot be generated in a PKCS#11 HSM; use a keystore"),
-        other => anyhow::bail!("--curve {other}: expected ed25519, secp256k1 or p256"),
+    match Curve::from_name(s) {
+        Some(Curve::Bls) => {
+            anyhow::bail!("BLS keys cannot be generated in a PKCS#11 HSM; use a keystore")
+        }
+        Some(curve) => Ok(curve),
+        None => anyhow::bail!("--curve {s}: expected ed25519, secp256k1 or p256"),
     }
 }
 

@@ -7,18 +7,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Server, repo_dir, signature_of, tezos_attestation};
+use common::{Server, python, repo_dir, signature_of, tezos_attestation};
 use palisade::crypto::eip2333;
 use palisade::crypto::tezos::{PublicKey, Signature};
 use serde_json::Value;
 
 const ADDRESS: &str = "0x00000000219ab540356cBB839Cbe05303d7705Fa";
-
-fn python() -> PathBuf {
-    std::env::var_os("PALISADE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_dir().join("tests/clients/python/.venv/bin/python"))
-}
 
 fn palisade<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_palisade"))

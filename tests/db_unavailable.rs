@@ -115,30 +115,19 @@ fn outage_gives_503_and_no_signature_then_recovers() {
     let key: Arc<dyn Signer> = Arc::new(MemoryKey::new(SecretKey::from_bytes(&secret).unwrap()));
     let pk = common::test_pubkey(30);
 
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (db, flag) = (db_url.clone(), down.clone());
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let store = Flaky {
-                inner: SqliteStore::open(&db).await.unwrap(),
-                down: flag,
-            };
-            let state = AppState {
-                keys: Arc::new(KeyRegistry::from_signers(vec![key])),
-                store: Arc::new(store),
-                network: Arc::new(NetworkConfig::from_name_or_path("mainnet").unwrap()),
-            };
-            let server = actix_web::HttpServer::new(move || {
-                actix_web::App::new().configure(api::configure(state.clone()))
-            })
-            .workers(2)
-            .bind("127.0.0.1:0")
-            .unwrap();
-            addr_tx.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        })
+    let url = common::serve_in_process(move || async move {
+        let store = Flaky {
+            inner: SqliteStore::open(&db).await.unwrap(),
+            down: flag,
+        };
+        let state = AppState {
+            keys: Arc::new(KeyRegistry::from_signers(vec![key])),
+            store: Arc::new(store),
+            network: Arc::new(NetworkConfig::from_name_or_path("mainnet").unwrap()),
+        };
+        move |cfg: &mut actix_web::web::ServiceConfig| api::configure(state.clone())(cfg)
     });
-    let url = format!("http://{}", addr_rx.recv().unwrap());
     let post = |body: &serde_json::Value| {
         let r = common::client()
             .post(format!("{url}/api/v1/eth2/sign/{pk}"))
@@ -208,32 +197,21 @@ fn tezos_outage_gives_503_and_moves_no_watermark() {
         origin: dir.path().join("baker.yaml"),
     };
 
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (db, flag) = (db_url.clone(), down.clone());
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let store = Flaky {
-                inner: SqliteStore::open(&db).await.unwrap(),
-                down: flag,
-            };
-            let state = TezosState {
-                keys: Arc::new(KeyRegistry::from_parts(vec![], vec![tezos_key])),
-                store: Arc::new(store),
-                magic_bytes: palisade::chain::tezos::payload::KNOWN_MAGIC_BYTES.to_vec(),
-                allow_list_known_keys: false,
-                authorized_keys: None,
-            };
-            let server = actix_web::HttpServer::new(move || {
-                actix_web::App::new().configure(tezos::configure(state.clone()))
-            })
-            .workers(2)
-            .bind("127.0.0.1:0")
-            .unwrap();
-            addr_tx.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        })
+    let url = common::serve_in_process(move || async move {
+        let store = Flaky {
+            inner: SqliteStore::open(&db).await.unwrap(),
+            down: flag,
+        };
+        let state = TezosState {
+            keys: Arc::new(KeyRegistry::from_parts(vec![], vec![tezos_key])),
+            store: Arc::new(store),
+            magic_bytes: palisade::chain::tezos::payload::KNOWN_MAGIC_BYTES.to_vec(),
+            allow_list_known_keys: false,
+            authorized_keys: None,
+        };
+        move |cfg: &mut actix_web::web::ServiceConfig| tezos::configure(state.clone())(cfg)
     });
-    let url = format!("http://{}", addr_rx.recv().unwrap());
     let attestation = |level: u32, fill: u8| {
         let mut b = vec![0x13, 0x7a, 0x06, 0xa7, 0x70];
         b.extend_from_slice(&[fill; 32]);

@@ -12,16 +12,10 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Server, repo_dir, signature_of, write_raw_key};
+use common::{Server, python, repo_dir, signature_of, write_raw_key};
 
 fn clients_dir() -> PathBuf {
     repo_dir().join("tests/clients")
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("PALISADE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| clients_dir().join("python/.venv/bin/python"))
 }
 
 fn require(path: &std::path::Path, hint: &str) {

@@ -95,27 +95,16 @@ fn session_pool_serves_concurrent_requests_and_recovers_from_closed_sessions() {
         .collect();
 
     let db_url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let state = TezosState {
-                keys: Arc::new(registry),
-                store: Arc::new(SqliteStore::open(&db_url).await.unwrap()),
-                magic_bytes: palisade::chain::tezos::payload::KNOWN_MAGIC_BYTES.to_vec(),
-                allow_list_known_keys: false,
-                authorized_keys: None,
-            };
-            let server = actix_web::HttpServer::new(move || {
-                actix_web::App::new().configure(tezos::configure(state.clone()))
-            })
-            .workers(2)
-            .bind("127.0.0.1:0")
-            .unwrap();
-            addr_tx.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        })
+    let url = common::serve_in_process(move || async move {
+        let state = TezosState {
+            keys: Arc::new(registry),
+            store: Arc::new(SqliteStore::open(&db_url).await.unwrap()),
+            magic_bytes: palisade::chain::tezos::payload::KNOWN_MAGIC_BYTES.to_vec(),
+            allow_list_known_keys: false,
+            authorized_keys: None,
+        };
+        move |cfg: &mut actix_web::web::ServiceConfig| tezos::configure(state.clone())(cfg)
     });
-    let url = format!("http://{}", addr_rx.recv().unwrap());
 
     // 200 requests at once across the three HSM keys: every one signed and verifying.
     let started = Instant::now();

@@ -46,15 +46,28 @@ pub struct Eth2Params {
     pub qr: bool,
 }
 
+/// Derives the validator secret of EIP-2334 index `index` from a BIP-39 seed: its 32
+/// big-endian bytes (for the keystore) and the BLS key.
+///
+/// # Errors
+/// [`CeremonyError`] for a derivation failure (not expected for a 64-byte seed).
+fn derive_validator(
+    seed: &[u8],
+    index: u32,
+) -> Result<(Zeroizing<[u8; 32]>, SecretKey), CeremonyError> {
+    let bytes = eip2333::derive_path(seed, &eip2333::validator_signing_path(index))
+        .map_err(|e| CeremonyError::new(format!("EIP-2333: {e}")))?;
+    let sk = SecretKey::from_bytes(bytes.as_slice())
+        .map_err(|e| CeremonyError::new(format!("derived key is not a BLS key: {e}")))?;
+    Ok((bytes, sk))
+}
+
 /// Derives the validator secret of EIP-2334 index `index` from a BIP-39 seed.
 ///
 /// # Errors
 /// [`CeremonyError`] for a derivation failure (not expected for a 64-byte seed).
 pub fn validator_secret(seed: &[u8], index: u32) -> Result<SecretKey, CeremonyError> {
-    let sk = eip2333::derive_path(seed, &eip2333::validator_signing_path(index))
-        .map_err(|e| CeremonyError::new(format!("EIP-2333: {e}")))?;
-    SecretKey::from_bytes(sk.as_slice())
-        .map_err(|e| CeremonyError::new(format!("derived key is not a BLS key: {e}")))
+    derive_validator(seed, index).map(|(_, sk)| sk)
 }
 
 /// Runs the ceremony into `out` (which must not exist or be empty). `entropy` is drawn from
@@ -142,11 +155,7 @@ pub fn run(
     let mut keystores: Vec<(PathBuf, [u8; 48])> = Vec::new();
     for index in params.start_index..params.start_index + params.count {
         let path = eip2333::validator_signing_path(index);
-        let sk = validator_secret(seed.as_slice(), index)?;
-        let secret_bytes = Zeroizing::new(
-            eip2333::derive_path(seed.as_slice(), &path)
-                .map_err(|e| CeremonyError::new(format!("EIP-2333: {e}")))?,
-        );
+        let (secret_bytes, sk) = derive_validator(seed.as_slice(), index)?;
         let keystore =
             keystore_writer::encrypt_keystore(&secret_bytes, password, params.kdf, &path, "")
                 .map_err(|e| CeremonyError::new(format!("keystore {path}: {e}")))?;
@@ -271,9 +280,10 @@ pub fn combine(
     let mnemonic = eip2333::entropy_to_mnemonic(&entropy);
     let seed = eip2333::mnemonic_to_seed(&mnemonic, "")
         .map_err(|e| CeremonyError::new(format!("BIP-39: {e}")))?;
-    let mut secrets = Vec::new();
+    let (_, ts) = now();
+    let mut pending = Vec::new();
     for key in &transcript.keys {
-        let sk = validator_secret(seed.as_slice(), key.index)?;
+        let (secret, sk) = derive_validator(seed.as_slice(), key.index)?;
         let pk = format!("0x{}", hex::encode(sk.public_key()));
         if pk != key.public_key {
             return Err(CeremonyError::new(format!(
@@ -281,24 +291,15 @@ pub fn combine(
                 key.index, key.public_key
             )));
         }
-        secrets.push((key.index, key.path.clone()));
+        let keystore = keystore_writer::encrypt_keystore(&secret, password, kdf, &key.path, "")
+            .map_err(|e| CeremonyError::new(format!("keystore {}: {e}", key.index)))?;
+        let file = out.join(format!("keystore-{}-{ts}.json", key.path.replace('/', "_")));
+        pending.push((file, serde_json::to_string(&keystore).unwrap_or_default()));
     }
     super::prepare_out_dir(out)?;
-    let (_, ts) = now();
     let mut written = Vec::new();
-    for (index, path) in secrets {
-        let secret = eip2333::derive_path(seed.as_slice(), &path)
-            .map_err(|e| CeremonyError::new(format!("EIP-2333: {e}")))?;
-        let keystore = keystore_writer::encrypt_keystore(&secret, password, kdf, &path, "")
-            .map_err(|e| CeremonyError::new(format!("keystore {index}: {e}")))?;
-        let file = out.join(format!("keystore-{}-{ts}.json", path.replace('/', "_")));
-        write_new(
-            &file,
-            serde_json::to_string(&keystore)
-                .unwrap_or_default()
-                .as_bytes(),
-            0o600,
-        )?;
+    for (file, json) in pending {
+        write_new(&file, json.as_bytes(), 0o600)?;
         written.push(file);
     }
     Ok(written)

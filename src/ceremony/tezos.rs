@@ -35,15 +35,11 @@ pub struct TezosParams {
 /// # Errors
 /// A message listing the curves.
 pub fn parse_curve(s: &str) -> Result<Curve, CeremonyError> {
-    match s {
-        "ed25519" => Ok(Curve::Ed25519),
-        "secp256k1" => Ok(Curve::Secp256k1),
-        "p256" => Ok(Curve::P256),
-        "bls" => Ok(Curve::Bls),
-        other => Err(CeremonyError::new(format!(
-            "--curve {other}: expected ed25519, secp256k1, p256 or bls"
-        ))),
-    }
+    Curve::from_name(s).ok_or_else(|| {
+        CeremonyError::new(format!(
+            "--curve {s}: expected ed25519, secp256k1, p256 or bls"
+        ))
+    })
 }
 
 fn encrypted(secret: &SecretKey, password: &str) -> Result<String, CeremonyError> {

@@ -90,6 +90,11 @@ impl Curve {
         }
     }
 
+    /// The curve named by [`Curve::name`] (`ed25519`, `secp256k1`, `p256`, `bls`).
+    pub fn from_name(name: &str) -> Option<Curve> {
+        Curve::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     /// `tz1` … `tz4`.
     pub const fn pkh_prefix(self) -> Prefix {
         match self {

@@ -416,23 +416,7 @@ mod tests {
         assert!(!msg.contains("ff"), "{msg}");
     }
 
-    /// The Python interpreter of the test venv (`tests/clients/python/.venv`, made by
-    /// `scripts/test.sh`), or `PALISADE_TEST_PYTHON`.
-    fn python() -> std::path::PathBuf {
-        let py = std::env::var_os("PALISADE_TEST_PYTHON")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/clients/python/.venv/bin/python")
-            });
-        assert!(
-            py.exists(),
-            "{} is missing: scripts/test.sh creates the venv (python3 -m venv \
-             tests/clients/python/.venv; pip install -r tests/clients/python/requirements.txt)",
-            py.display()
-        );
-        py
-    }
+    use crate::test_support::python;
 
     /// ethstaker-deposit's `Keystore.from_json` (which validates its strict keystore JSON
     /// schema) and `decrypt` open keystores we write, with both KDFs and a password that

@@ -23,6 +23,41 @@ pub fn vector(rel: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The Python interpreter of the pinned test clients' venv (`tests/clients/python/.venv`,
+/// made by `scripts/test.sh`), or `PALISADE_TEST_PYTHON`.
+pub fn python() -> PathBuf {
+    std::env::var_os("PALISADE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_dir().join("tests/clients/python/.venv/bin/python"))
+}
+
+/// Serves the real actix app in this process (its own thread and actix system, 2 workers,
+/// an ephemeral port on 127.0.0.1), for tests that must reach into it (a failing store, the
+/// same SoftHSM instance). `make` runs inside that system, so it can open stores, and returns
+/// the app's configuration. Returns `http://127.0.0.1:PORT` once it listens.
+pub fn serve_in_process<F, Fut, C>(make: F) -> String
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = C>,
+    C: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    let (addr_tx, addr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let configure = make().await;
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new().configure(configure.clone())
+            })
+            .workers(2)
+            .bind("127.0.0.1:0")
+            .unwrap();
+            addr_tx.send(server.addrs()[0]).unwrap();
+            server.run().await.unwrap();
+        })
+    });
+    format!("http://{}", addr_rx.recv().unwrap())
+}
+
 /// The repository root.
 pub fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

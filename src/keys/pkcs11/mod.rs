@@ -171,7 +171,7 @@ fn ckr_name(rv: RvError) -> String {
 }
 
 /// Where the user PIN comes from: never inline in a config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PinSource {
     /// A file holding the PIN (trailing newlines ignored).
     File(PathBuf),
@@ -275,7 +275,7 @@ pub struct Token {
     slot: Slot,
     label: String,
     pin: AuthPin,
-    pin_source: String,
+    pin_source: PinSource,
     timeout: Duration,
     max_sessions: usize,
     pool: Mutex<Pool>,
@@ -327,7 +327,7 @@ impl Token {
         let sessions = r.sessions.unwrap_or(self.max_sessions);
         if sessions != self.max_sessions
             || r.timeout_ms != self.timeout.as_millis() as u64
-            || format!("{:?}", r.pin) != self.pin_source
+            || r.pin != self.pin_source
         {
             tracing::warn!(
                 token = %self.label,
@@ -354,7 +354,7 @@ impl Token {
             slot,
             label,
             pin: AuthPin::from(pin.as_str().to_string()),
-            pin_source: format!("{:?}", r.pin),
+            pin_source: r.pin.clone(),
             timeout: Duration::from_millis(r.timeout_ms.max(1)),
             max_sessions,
             pool: Mutex::new(Pool::default()),

@@ -43,6 +43,41 @@ pub enum Command {
     /// shares, verify outputs against a transcript.
     #[command(subcommand)]
     Ceremony(CeremonyCommand),
+    /// The audit trail of signing decisions: export, prune.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `palisade audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the audit records from `--since` (and before `--until`) in insertion order.
+    Export {
+        /// Start: RFC 3339 (`2026-11-01T00:00:00Z`), a date (`2026-11-01`, UTC) or a duration
+        /// back from now (`24h`, `7days`).
+        #[arg(long)]
+        since: String,
+        /// End (exclusive), in the same forms [default: now and later].
+        #[arg(long)]
+        until: Option<String>,
+        /// `jsonl` (one JSON object per line) or `csv` (with a header line).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Output file [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Delete audit records older than a duration now (serve does it hourly with
+    /// `--audit-retention-days`). Per-key totals are kept.
+    Prune {
+        /// Age of the oldest record kept, e.g. `90days`.
+        #[arg(long)]
+        older_than: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// `palisade ceremony …` (runs fully offline; meant for an air-gapped machine).
@@ -255,6 +290,16 @@ pub enum HsmCommand {
 /// `palisade keys …`
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
+    /// The key inventory of a running signer (`GET /api/v1/keys`, from the same host): chain,
+    /// key, backend, status, load time, last signed message, signed and refused counts.
+    List {
+        /// Base URL of the signer's eth2 listener.
+        #[arg(long, env = "PALISADE_URL", default_value = "http://127.0.0.1:9000")]
+        url: String,
+        /// `table` or `json`.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// Turn an octez client's `secret_keys` file into `tezos-secret` key configs (one
     /// `<alias>.yaml` per key, mode 0600) for `--key-config-path`.
     #[command(name = "import-octez")]
@@ -421,6 +466,10 @@ pub struct ServeArgs {
     /// File of authorized public keys (edpk/sppk/p2pk/BLpk), one per line; `#` starts a comment.
     #[arg(long, env = "PALISADE_TEZOS_AUTHORIZED_KEYS")]
     pub tezos_authorized_keys: Option<PathBuf>,
+    /// Days of audit records kept; older ones are deleted at start-up and hourly; 0 keeps
+    /// them forever [default: 90].
+    #[arg(long, env = "PALISADE_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u64>,
 }
 
 /// Errors resolving the configuration.
@@ -489,6 +538,8 @@ pub struct ServeConfig {
     pub pruning: Option<(u64, std::time::Duration)>,
     /// The Tezos listener.
     pub tezos: TezosConfig,
+    /// How long audit records are kept; `None` = forever.
+    pub audit_retention: Option<std::time::Duration>,
 }
 
 macro_rules! merge {
@@ -530,7 +581,8 @@ impl ServeArgs {
             tezos_magic_bytes,
             tezos_allow_list_known_keys,
             tezos_require_authentication,
-            tezos_authorized_keys
+            tezos_authorized_keys,
+            audit_retention_days
         );
         let http_listen_host = m.http_listen_host.unwrap_or_else(|| "127.0.0.1".into());
         let require_authentication = m.tezos_require_authentication.unwrap_or(false);
@@ -595,7 +647,38 @@ impl ServeArgs {
                     )
                 }),
             tezos,
+            audit_retention: match m.audit_retention_days.unwrap_or(90) {
+                0 => None,
+                days => Some(std::time::Duration::from_secs(days * 86_400)),
+            },
         })
+    }
+}
+
+/// Parses a point in time for `--since`/`--until`: RFC 3339, a date (UTC midnight) or a
+/// duration back from now (`24h`, `7days`). Returns Unix milliseconds.
+///
+/// # Errors
+/// A message naming the forms accepted.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let date_only = t.len() == 10 && t.as_bytes().get(4) == Some(&b'-');
+    let stamp = if date_only {
+        format!("{t}T00:00:00Z")
+    } else {
+        t.to_string()
+    };
+    if let Ok(time) = humantime::parse_rfc3339_weak(&stamp) {
+        return Ok(time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0));
+    }
+    match humantime::parse_duration(t) {
+        Ok(ago) => Ok(crate::protection::audit::now_ms() - ago.as_millis() as i64),
+        Err(_) => Err(format!(
+            "`{text}` is not a time: give RFC 3339 (2026-11-01T12:00:00Z), a date (2026-11-01) or a duration back from now (24h, 7days)"
+        )),
     }
 }
 
@@ -643,5 +726,33 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(err.to_string().contains("no-such-key"), "{err}");
+    }
+
+    #[test]
+    fn audit_retention_and_times() {
+        let c = ServeArgs::default().resolve().unwrap();
+        assert_eq!(
+            c.audit_retention,
+            Some(std::time::Duration::from_secs(90 * 86_400))
+        );
+        let forever = ServeArgs {
+            audit_retention_days: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(forever.resolve().unwrap().audit_retention, None);
+
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z").unwrap(),
+            1_700_000_000_000
+        );
+        assert_eq!(parse_time("2023-11-14").unwrap(), 1_699_920_000_000);
+        let ago = parse_time("1h").unwrap();
+        let expected = crate::protection::audit::now_ms() - 3_600_000;
+        assert!((ago - expected).abs() < 5_000, "{ago} vs {expected}");
+        assert!(
+            parse_time("yesterday-ish")
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
     }
 }

@@ -3,7 +3,8 @@
 use anyhow::Context;
 use clap::Parser;
 use palisade::config::{
-    CeremonyCommand, Cli, Command, HsmCommand, HsmTokenArgs, KeysCommand, SlashingProtectionCommand,
+    AuditCommand, CeremonyCommand, Cli, Command, HsmCommand, HsmTokenArgs, KeysCommand,
+    SlashingProtectionCommand,
 };
 use palisade::protection::{self, HighWatermark};
 
@@ -59,6 +60,10 @@ fn main() -> anyhow::Result<()> {
         Command::SlashingProtection(cmd) => runtime()?.block_on(slashing_protection(cmd)),
         Command::Hsm(cmd) => hsm(cmd),
         Command::Ceremony(cmd) => ceremony(cmd),
+        Command::Audit(cmd) => runtime()?.block_on(audit(cmd)),
+        Command::Keys(KeysCommand::List { url, format }) => {
+            runtime()?.block_on(keys_list(&url, &format))
+        }
         Command::Keys(KeysCommand::ImportOctez {
             secret_keys,
             out,
@@ -521,6 +526,159 @@ fn parse_curve(s: &str) -> anyhow::Result<Curve> {
         Some(curve) => Ok(curve),
         None => anyhow::bail!("--curve {s}: expected ed25519, secp256k1 or p256"),
     }
+}
+
+async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
+    use palisade::config::parse_time;
+    use palisade::protection::audit::{self, ExportFormat};
+    match cmd {
+        AuditCommand::Export {
+            since,
+            until,
+            format,
+            out,
+            db,
+        } => {
+            let format = ExportFormat::from_name(&format)
+                .ok_or_else(|| anyhow::anyhow!("--format must be jsonl or csv, not `{format}`"))?;
+            let since_ms = parse_time(&since).map_err(anyhow::Error::msg)?;
+            let until_ms = match until {
+                Some(u) => parse_time(&u).map_err(anyhow::Error::msg)?,
+                None => i64::MAX,
+            };
+            let store = protection::open(&db.url(), 2).await?;
+            let n = match &out {
+                Some(path) => {
+                    let file = std::fs::File::create_new(path).with_context(|| {
+                        format!(
+                            "cannot create {} (an existing file is never overwritten)",
+                            path.display()
+                        )
+                    })?;
+                    audit::export(store.as_ref(), since_ms, until_ms, format, file).await?
+                }
+                None => {
+                    audit::export(
+                        store.as_ref(),
+                        since_ms,
+                        until_ms,
+                        format,
+                        std::io::stdout().lock(),
+                    )
+                    .await?
+                }
+            };
+            eprintln!("exported {n} audit records");
+        }
+        AuditCommand::Prune { older_than, db } => {
+            let age = humantime::parse_duration(&older_than).with_context(|| {
+                format!("--older-than `{older_than}` is not a duration (e.g. 90days)")
+            })?;
+            let store = protection::open(&db.url(), 2).await?;
+            let n = store
+                .prune_audit(audit::now_ms() - age.as_millis() as i64)
+                .await?;
+            println!("deleted {n} audit records older than {older_than}");
+        }
+    }
+    Ok(())
+}
+
+/// `palisade keys list`: asks the running signer for its inventory.
+async fn keys_list(url: &str, format: &str) -> anyhow::Result<()> {
+    if format != "table" && format != "json" {
+        anyhow::bail!("--format must be table or json, not `{format}`");
+    }
+    let endpoint = format!("{}/api/v1/keys", url.trim_end_matches('/'));
+    let response = reqwest::get(&endpoint)
+        .await
+        .with_context(|| format!("cannot reach the signer at {endpoint}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .with_context(|| format!("{endpoint} did not answer JSON"))?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "{endpoint} answered {status}: {}",
+            body.get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or_default()
+        );
+    }
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    let short = |k: String| {
+        if k.len() > 20 && k.starts_with("0x") {
+            format!("{}…{}", &k[..10], &k[k.len() - 6..])
+        } else {
+            k
+        }
+    };
+    let mut rows = vec![
+        [
+            "CHAIN",
+            "KEY",
+            "BACKEND",
+            "STATUS",
+            "LOADED AT",
+            "LAST SIGNED",
+            "SIGNED",
+            "REFUSED",
+        ]
+        .map(String::from),
+    ];
+    let empty = Vec::new();
+    for k in body["keys"].as_array().unwrap_or(&empty) {
+        let last = &k["last_signed"];
+        let last = if last.is_null() {
+            "-".to_string()
+        } else {
+            let mut parts = vec![text(&last["kind"])];
+            for field in ["slot", "epoch", "level", "round"] {
+                if let Some(n) = last[field].as_u64() {
+                    parts.push(format!("{field} {n}"));
+                }
+            }
+            parts.push(text(&last["time"]));
+            parts.join(" ")
+        };
+        let status = match k["reason"].as_str() {
+            Some(r) => format!("failed: {r}"),
+            None => text(&k["status"]),
+        };
+        rows.push([
+            text(&k["chain"]),
+            short(text(&k["key"])),
+            text(&k["backend"]),
+            status,
+            text(&k["loaded_at"]),
+            last,
+            k["signed"].as_u64().unwrap_or(0).to_string(),
+            k["refused"].as_u64().unwrap_or(0).to_string(),
+        ]);
+    }
+    let mut widths = [0usize; 8];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    if let Some(e) = body["activity_error"].as_str() {
+        eprintln!("warning: signing activity unavailable: {e}");
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -67,6 +67,22 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
             }
         });
     }
+    if let Some(retention) = config.audit_retention {
+        let store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                let before = crate::protection::audit::now_ms() - retention.as_millis() as i64;
+                match store.prune_audit(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "pruned audit records past retention"),
+                    Err(e) => {
+                        tracing::warn!(reason = %e, "audit pruning failed; will retry in an hour")
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            }
+        });
+    }
     store
         .register_validators(&keys.public_keys())
         .await

@@ -15,6 +15,7 @@ use palisade::chain::eth2::network::NetworkConfig;
 use palisade::chain::tezos::payload::ConsensusKind;
 use palisade::crypto::bls::SecretKey;
 use palisade::keys::{KeyRegistry, MemoryKey, Signer};
+use palisade::protection::audit::{AuditEntry, AuditRecord, KeyActivity};
 use palisade::protection::interchange::PreparedImport;
 use palisade::protection::sqlite::SqliteStore;
 use palisade::protection::watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision};
@@ -46,15 +47,40 @@ impl ProtectionStore for Flaky {
         self.check()?;
         self.inner.register_validators(keys).await
     }
-    async fn check_and_record(
+    async fn check_record_and_audit(
         &self,
         pk: &[u8; 48],
         gvr: [u8; 32],
         m: ProtectedMessage,
         root: [u8; 32],
+        audit: AuditEntry,
     ) -> Result<Decision, ProtectionError> {
         self.check()?;
-        self.inner.check_and_record(pk, gvr, m, root).await
+        self.inner
+            .check_record_and_audit(pk, gvr, m, root, audit)
+            .await
+    }
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
+        self.check()?;
+        self.inner.append_audit(entry).await
+    }
+    async fn audit_records(
+        &self,
+        since: i64,
+        until: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, ProtectionError> {
+        self.check()?;
+        self.inner.audit_records(since, until, after, limit).await
+    }
+    async fn prune_audit(&self, before: i64) -> Result<u64, ProtectionError> {
+        self.check()?;
+        self.inner.prune_audit(before).await
+    }
+    async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError> {
+        self.check()?;
+        self.inner.key_activity().await
     }
     async fn history(&self, pk: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
         self.check()?;
@@ -84,12 +110,13 @@ impl ProtectionStore for Flaky {
         self.check()?;
         self.inner.prune(keep, spe).await
     }
-    async fn tezos_check_and_record(
+    async fn tezos_check_record_and_audit(
         &self,
         r: &TezosWatermarkRequest,
+        audit: AuditEntry,
     ) -> Result<WatermarkDecision, ProtectionError> {
         self.check()?;
-        self.inner.tezos_check_and_record(r).await
+        self.inner.tezos_check_record_and_audit(r, audit).await
     }
     async fn tezos_mark(
         &self,

@@ -478,3 +478,109 @@ fn high_watermark_and_pruning_sqlite() {
 fn high_watermark_and_pruning_postgres() {
     high_watermark_and_pruning(Backend::Postgres);
 }
+
+/// Concurrent decisions for several validators (PostgreSQL decides them in group-commit
+/// batches): every decision has exactly one audit row, signed rows match the records, and
+/// the per-key totals add up; a refusal changes no protection record.
+fn audit_rows_match_decisions(backend: Backend) {
+    use palisade::protection::audit::{AuditDecision, Chain};
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(db) = fresh_db(backend, tmp.path()) else {
+        return;
+    };
+    let rt = rt();
+    let store = open(&db, &rt);
+    let keys: Vec<[u8; 48]> = (0..8u8).map(|i| [i + 1; 48]).collect();
+    let gvr = [3; 32];
+    // Per validator: blocks at slots 1..=6 and each slot again with another root (refused).
+    let mut jobs = Vec::new();
+    for k in &keys {
+        for slot in 1..=6u64 {
+            jobs.push((*k, slot, [slot as u8; 32]));
+            jobs.push((*k, slot, [0xee; 32]));
+        }
+    }
+    let outcomes: Vec<bool> = rt.block_on(async {
+        let tasks: Vec<_> = jobs
+            .iter()
+            .map(|(k, slot, root)| {
+                let (store, k, slot, root) = (store.clone(), *k, *slot, *root);
+                tokio::spawn(async move {
+                    store
+                        .check_and_record(&k, gvr, ProtectedMessage::Block { slot }, root)
+                        .await
+                })
+            })
+            .collect();
+        let mut v = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => v.push(true),
+                Err(ProtectionError::Slashable(_)) => v.push(false),
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        v
+    });
+    let signed = outcomes.iter().filter(|o| **o).count() as u64;
+    assert_eq!(signed, 8 * 6, "one of each pair is signed");
+    let records = rt
+        .block_on(store.audit_records(0, i64::MAX, 0, 10_000))
+        .unwrap();
+    assert_eq!(records.len(), jobs.len(), "one audit row per decision");
+    let mut ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), records.len());
+    let signed_rows = records
+        .iter()
+        .filter(|r| r.entry.decision == AuditDecision::Signed)
+        .count() as u64;
+    assert_eq!(signed_rows, signed);
+    for r in &records {
+        assert_eq!(r.entry.kind, "BLOCK");
+        assert_eq!(
+            r.entry.decision == AuditDecision::Refused,
+            r.entry.reason.is_some()
+        );
+    }
+    // Every signed row's root is the one recorded for its slot.
+    for k in &keys {
+        let history = rt.block_on(store.history(k)).unwrap();
+        assert_eq!(history.blocks.len(), 6);
+        let key = format!("0x{}", hex::encode(k));
+        for b in &history.blocks {
+            let row = records
+                .iter()
+                .find(|r| {
+                    r.entry.key == key
+                        && r.entry.slot == Some(b.slot)
+                        && r.entry.decision == AuditDecision::Signed
+                })
+                .expect("signed row for each record");
+            assert_eq!(row.entry.signing_root, b.signing_root);
+        }
+    }
+    let activity = rt.block_on(store.key_activity()).unwrap();
+    assert_eq!(activity.len(), keys.len());
+    for a in &activity {
+        assert_eq!(a.chain, Chain::Eth2);
+        assert_eq!((a.signed, a.refused), (6, 6), "{a:?}");
+        assert!(a.last_signed.as_ref().unwrap().slot.is_some());
+    }
+    // Pruning by time keeps the totals.
+    let deleted = rt
+        .block_on(store.prune_audit(palisade::protection::audit::now_ms() + 1))
+        .unwrap();
+    assert_eq!(deleted as usize, jobs.len());
+    assert_eq!(rt.block_on(store.key_activity()).unwrap(), activity);
+}
+
+#[test]
+fn audit_rows_match_decisions_sqlite() {
+    audit_rows_match_decisions(Backend::Sqlite);
+}
+
+#[test]
+fn audit_rows_match_decisions_postgres() {
+    audit_rows_match_decisions(Backend::Postgres);
+}

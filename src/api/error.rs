@@ -16,6 +16,9 @@ pub enum ApiError {
     /// 400: anything else the client got wrong (message given).
     #[error("{0}")]
     Invalid(String),
+    /// 403: not allowed for this client.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no key for the identifier.
     #[error("no key for identifier {0}")]
     UnknownKey(String),
@@ -48,6 +51,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::UnknownKey(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Protection(p) => match p {

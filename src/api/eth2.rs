@@ -9,6 +9,8 @@ use super::error::ApiError;
 use super::{AppState, MAX_BODY_BYTES};
 use crate::chain::eth2::request::{self, RequestError};
 use crate::keys::SignError;
+use crate::protection::ProtectedMessage;
+use crate::protection::audit::AuditEntry;
 
 /// Parses an identifier: `0x` + 96 hex characters (a 48-byte BLS public key).
 fn parse_identifier(id: &str) -> Result<[u8; 48], ApiError> {
@@ -41,8 +43,13 @@ fn wants_json(req: &HttpRequest) -> bool {
 /// signature is released), and answers `{"signature": "0x…"}` (96 bytes) or bare hex as
 /// `text/plain` when the client does not accept JSON.
 ///
+/// Every decision is recorded in the audit trail (time, key, type, slot/epoch, signed or
+/// refused and why, caller IP): for blocks and attestations in the protection transaction, for
+/// other types in its own transaction, committed before the signature is released.
+///
 /// Errors: 400 malformed body or identifier, 404 unknown key, 412 refused by slashing
-/// protection, 413 body over 1 MiB, 503 protection database unavailable, 500 backend fault.
+/// protection, 413 body over 1 MiB, 503 protection database unavailable (nothing released),
+/// 500 backend fault.
 pub async fn sign(
     state: web::Data<AppState>,
     identifier: web::Path<String>,
@@ -61,15 +68,25 @@ pub async fn sign(
     let plan = request::plan(&json, &state.network)?;
 
     let root: [u8; 32] = plan.signing_root.0;
+    let audit = AuditEntry::eth2(&public_key, plan.kind, root)
+        .with_slot_epoch(plan.slot, plan.epoch)
+        .with_caller(super::caller(&req));
     // Sign on the blocking pool while the protection transaction runs; the signature is
-    // released only if the record committed.
+    // released only if the record (with its audit entry) committed.
     let signing = crate::keys::sign_on_pool(signer, root);
     let signature = match plan.protected {
         Some((message, genesis_validators_root)) => {
-            let check =
-                state
-                    .store
-                    .check_and_record(&public_key, genesis_validators_root.0, message, root);
+            let audit = match message {
+                ProtectedMessage::Attestation { source, .. } => audit.with_source_epoch(source),
+                ProtectedMessage::Block { .. } => audit,
+            };
+            let check = state.store.check_record_and_audit(
+                &public_key,
+                genesis_validators_root.0,
+                message,
+                root,
+                audit,
+            );
             let (signature, decision) = tokio::join!(signing, check);
             match decision {
                 Ok(d) => {
@@ -82,7 +99,14 @@ pub async fn sign(
             }
             signature
         }
-        None => signing.await,
+        None => {
+            // No protection record: the audit entry alone is committed before release.
+            let signature = signing.await;
+            if signature.is_ok() {
+                state.store.append_audit(&audit).await?;
+            }
+            signature
+        }
     };
     let signature = signature.map_err(|e: SignError| ApiError::Sign(e))?;
     let hex_sig = format!("0x{}", hex::encode(signature));

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod eth2;
 pub mod health;
+pub mod inventory;
 pub mod tezos;
 
 use std::sync::Arc;
@@ -58,6 +59,12 @@ pub async fn read_body(
     Ok(body)
 }
 
+/// The client's IP address as the listener saw it (proxy headers are not trusted), for the
+/// audit trail.
+pub fn caller(req: &actix_web::HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -87,6 +94,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/api/v1/eth2/highWatermark",
                 web::get().to(eth2::high_watermark),
             )
+            .route("/api/v1/keys", web::get().to(inventory::keys))
             .route("/upcheck", web::get().to(health::upcheck))
             .route("/healthcheck", web::get().to(health::healthcheck))
             .default_service(web::to(|| async {

@@ -25,6 +25,7 @@ use crate::chain::tezos::payload::{self, Payload, magic_byte_name};
 use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256};
 use crate::keys::tezos::TezosKey;
 use crate::keys::{KeyRegistry, SignError, on_pool};
+use crate::protection::audit::AuditEntry;
 use crate::protection::watermark::{TezosWatermarkRequest, WatermarkDecision};
 use crate::protection::{ProtectionError, ProtectionStore};
 
@@ -277,10 +278,23 @@ fn parse_version(raw: Option<&str>, curve: Curve) -> Result<u8, TezosError> {
     Ok(version)
 }
 
+/// The audit trail's kind of a non-consensus operation, by magic byte.
+fn audit_kind(magic: u8) -> &'static str {
+    match magic {
+        0x03 => "generic_operation",
+        0x05 => "michelson_data",
+        0x01 => "legacy_block",
+        0x02 => "legacy_endorsement",
+        _ => "unknown",
+    }
+}
+
 /// `POST /keys/{pkh}`: parses the bytes by fixed offsets, applies the global magic-byte list
 /// and the key's policy, signs, and for block/preattestation/attestation checks and records
 /// the high watermark (committed before the signature is returned; an exact repeat of the
-/// bytes last signed at the mark gets the stored signature).
+/// bytes last signed at the mark gets the stored signature). Every decision (signed, refused by
+/// policy or by the high watermark) is recorded in the audit trail with the caller's IP; a
+/// signature is released only after its audit entry committed.
 pub async fn sign(
     state: web::Data<TezosState>,
     pkh: web::Path<String>,
@@ -302,26 +316,48 @@ pub async fn sign(
     }
     let parsed = payload::parse(&data).map_err(|e| TezosError::bad_request(e.to_string()))?;
     let magic = data[0];
-    if !state.magic_bytes.contains(&magic) {
-        return Err(TezosError::policy(format!(
-            "magic byte 0x{magic:02x} ({}) is not in this signer's allowed magic bytes",
-            magic_byte_name(magic).unwrap_or("unknown")
-        )));
-    }
-    key.policy
-        .check(&parsed)
-        .map_err(|e| TezosError::policy(e.to_string()))?;
     let consensus = match &parsed {
         Payload::Consensus(c) => Some(c.clone()),
         _ => None,
     };
+    let audit = {
+        let kind = match &consensus {
+            Some(c) => c.kind.as_str(),
+            None => audit_kind(magic),
+        };
+        let entry = AuditEntry::tezos(&key.pkh, kind, Some(blake2b_256(&data)))
+            .with_caller(super::caller(&req));
+        match &consensus {
+            Some(c) => entry.with_level_round(c.level, c.round),
+            None => entry,
+        }
+    };
+    let refused_by_policy = if !state.magic_bytes.contains(&magic) {
+        Some(format!(
+            "magic byte 0x{magic:02x} ({}) is not in this signer's allowed magic bytes",
+            magic_byte_name(magic).unwrap_or("unknown")
+        ))
+    } else {
+        key.policy.check(&parsed).err().map(|e| e.to_string())
+    };
+    if let Some(reason) = refused_by_policy {
+        // The refusal is answered even if it cannot be recorded.
+        if let Err(e) = state.store.append_audit(&audit.refused(&reason)).await {
+            tracing::warn!(reason = %e, "could not record a refusal in the audit log");
+        }
+        return Err(TezosError::policy(reason));
+    }
     let data = Arc::new(data);
     let (signer_key, to_sign) = (key.clone(), data.clone());
     let timeout = key.signer.io_timeout();
     let signature =
         sign_on_pool(timeout, move || signer_key.signer.sign(&to_sign, version)).await?;
     let released = match consensus {
-        None => signature,
+        None => {
+            // No high watermark: the audit entry alone is committed before release.
+            state.store.append_audit(&audit).await?;
+            signature
+        }
         Some(c) => {
             let request = TezosWatermarkRequest {
                 chain_id: c.chain_id,
@@ -332,7 +368,11 @@ pub async fn sign(
                 payload_hash: watermark_hash(curve, version, &data),
                 signature: signature.as_bytes().to_vec(),
             };
-            match state.store.tezos_check_and_record(&request).await {
+            match state
+                .store
+                .tezos_check_record_and_audit(&request, audit)
+                .await
+            {
                 Ok(WatermarkDecision::SignAndRecord) => signature,
                 Ok(WatermarkDecision::Repeat(stored)) => Signature::from_raw(curve, &stored)
                     .map_err(|e| {

@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::chain::tezos::policy::Policy;
 use crate::crypto::bls::SecretKey;
+use crate::protection::audit::{Chain, now_ms};
 use tezos::TezosKey;
 
 /// A key that can sign a 32-byte signing root. Implemented by in-memory keys here and by
@@ -95,6 +96,36 @@ pub struct LoadError {
     pub reason: String,
 }
 
+/// Where a loaded key lives and when it was loaded, for the key inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key's chain.
+    pub chain: Chain,
+    /// `0x` + 96 hex characters (eth2) or the public key hash `tz1…`–`tz4…` (Tezos).
+    pub key: String,
+    /// Tezos only: the base58 public key (`edpk…`, `sppk…`, `p2pk…`, `BLpk…`).
+    pub public_key: Option<String>,
+    /// The backend: `keystore`, `file-raw`, `memory` (a Tezos secret key),
+    /// `pkcs11 token `T` label `L``, `pkcs11-wrapped keystore (token `T`)`.
+    pub backend: String,
+    /// The keystore or key config file it came from.
+    pub source: PathBuf,
+    /// When it was loaded: Unix time in milliseconds.
+    pub loaded_at_ms: i64,
+}
+
+/// What a failed key file is known to be, read without its secret: the chain from the kind
+/// of file, and for EIP-2335 keystores the `pubkey` field when present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedKey {
+    /// The chain, when the kind of file tells it.
+    pub chain: Option<Chain>,
+    /// The public key or pkh, when the file states it in the clear.
+    pub key: Option<String>,
+    /// The file and the reason.
+    pub error: LoadError,
+}
+
 /// Where keys come from; all optional.
 #[derive(Debug, Clone, Default)]
 pub struct KeySources {
@@ -115,15 +146,37 @@ pub struct KeyRegistry {
     keys: HashMap<[u8; 48], Arc<dyn Signer>>,
     tezos: HashMap<String, Arc<TezosKey>>,
     errors: Vec<LoadError>,
+    /// Inventory data of the loaded keys, by [`KeyInfo::key`].
+    info: HashMap<String, KeyInfo>,
+    /// Inventory data of the files that failed, in `errors` order.
+    failed: Vec<FailedKey>,
 }
 
 impl KeyRegistry {
     /// A registry holding `keys` and no load errors (for tests and embedders).
     pub fn from_signers(keys: Vec<Arc<dyn Signer>>) -> Self {
+        let now = now_ms();
+        let info = keys
+            .iter()
+            .map(|k| {
+                let key = format!("0x{}", hex::encode(k.public_key()));
+                let i = KeyInfo {
+                    chain: Chain::Eth2,
+                    key: key.clone(),
+                    public_key: None,
+                    backend: "embedded".into(),
+                    source: PathBuf::new(),
+                    loaded_at_ms: now,
+                };
+                (key, i)
+            })
+            .collect();
         KeyRegistry {
             keys: keys.into_iter().map(|k| (k.public_key(), k)).collect(),
             tezos: HashMap::new(),
             errors: Vec::new(),
+            info,
+            failed: Vec::new(),
         }
     }
 
@@ -131,11 +184,27 @@ impl KeyRegistry {
     /// embedders).
     pub fn from_parts(keys: Vec<Arc<dyn Signer>>, tezos: Vec<TezosKey>) -> Self {
         let mut r = Self::from_signers(keys);
+        let now = now_ms();
+        for k in &tezos {
+            r.info.insert(k.pkh.clone(), tezos_info(k, now));
+        }
         r.tezos = tezos
             .into_iter()
             .map(|k| (k.pkh.clone(), Arc::new(k)))
             .collect();
         r
+    }
+
+    /// Inventory data of every loaded key, eth2 first, each chain sorted by key.
+    pub fn inventory(&self) -> Vec<KeyInfo> {
+        let mut v: Vec<KeyInfo> = self.info.values().cloned().collect();
+        v.sort_by(|a, b| (a.chain, &a.key).cmp(&(b.chain, &b.key)));
+        v
+    }
+
+    /// Inventory data of the key files that failed to load.
+    pub fn failed(&self) -> &[FailedKey] {
+        &self.failed
     }
 
     /// The Tezos key with this public key hash (`tz1…`–`tz4…`).
@@ -203,31 +272,66 @@ impl KeyRegistry {
                 Err(e) => errors.push(e),
             }
         }
-        let results: Vec<Result<Loaded, LoadError>> = jobs.into_par_iter().map(Job::run).collect();
+        let mut failed: Vec<FailedKey> = errors
+            .iter()
+            .map(|e| FailedKey {
+                chain: None,
+                key: None,
+                error: e.clone(),
+            })
+            .collect();
+        let results: Vec<Result<Loaded, FailedKey>> = jobs
+            .into_par_iter()
+            .map(|job| {
+                let (chain, key) = job.identity();
+                job.run().map_err(|error| FailedKey { chain, key, error })
+            })
+            .collect();
+        let now = now_ms();
         let mut keys: HashMap<[u8; 48], Arc<dyn Signer>> = HashMap::new();
         let mut tezos: HashMap<String, Arc<TezosKey>> = HashMap::new();
+        let mut info: HashMap<String, KeyInfo> = HashMap::new();
         for r in results {
             match r {
-                Ok(Loaded::Eth2(k)) => {
-                    keys.insert(k.public_key(), Arc::new(k));
+                Ok(Loaded::Eth2 {
+                    key,
+                    backend,
+                    source,
+                }) => {
+                    let id = format!("0x{}", hex::encode(key.public_key()));
+                    info.entry(id.clone()).or_insert(KeyInfo {
+                        chain: Chain::Eth2,
+                        key: id,
+                        public_key: None,
+                        backend,
+                        source,
+                        loaded_at_ms: now,
+                    });
+                    keys.insert(key.public_key(), Arc::new(key));
                 }
                 Ok(Loaded::Tezos(k)) => {
                     if let Some(first) = tezos.get(&k.pkh) {
-                        errors.push(LoadError {
-                            file: k.origin.clone(),
-                            reason: format!(
-                                "{} is already configured by {}; this file is ignored",
-                                k.pkh,
-                                first.origin.display()
-                            ),
+                        failed.push(FailedKey {
+                            chain: Some(Chain::Tezos),
+                            key: Some(k.pkh.clone()),
+                            error: LoadError {
+                                file: k.origin.clone(),
+                                reason: format!(
+                                    "{} is already configured by {}; this file is ignored",
+                                    k.pkh,
+                                    first.origin.display()
+                                ),
+                            },
                         });
                     } else {
+                        info.insert(k.pkh.clone(), tezos_info(&k, now));
                         tezos.insert(k.pkh.clone(), Arc::new(k));
                     }
                 }
-                Err(e) => errors.push(e),
+                Err(f) => failed.push(f),
             }
         }
+        let errors: Vec<LoadError> = failed.iter().map(|f| f.error.clone()).collect();
         for e in &errors {
             tracing::error!(file = %e.file.display(), reason = %e.reason, "key not loaded");
         }
@@ -235,6 +339,8 @@ impl KeyRegistry {
             keys,
             tezos,
             errors,
+            info,
+            failed,
         }
     }
 }
@@ -278,11 +384,48 @@ pub(crate) enum Job {
 
 /// A key a [`Job`] loaded.
 enum Loaded {
-    Eth2(MemoryKey),
+    Eth2 {
+        key: MemoryKey,
+        /// As in [`KeyInfo::backend`].
+        backend: String,
+        source: PathBuf,
+    },
     Tezos(TezosKey),
 }
 
+/// Inventory data of a loaded Tezos key.
+fn tezos_info(k: &TezosKey, loaded_at_ms: i64) -> KeyInfo {
+    KeyInfo {
+        chain: Chain::Tezos,
+        key: k.pkh.clone(),
+        public_key: Some(k.signer.public_key().to_b58()),
+        backend: k.signer.backend(),
+        source: k.origin.clone(),
+        loaded_at_ms,
+    }
+}
+
+/// The `pubkey` field of an EIP-2335 keystore file (`0x` + 96 hex), read without decrypting.
+fn keystore_pubkey(file: &Path) -> Option<String> {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
+    let hex_part = json.get("pubkey")?.as_str()?.trim_start_matches("0x");
+    let bytes = hex::decode(hex_part).ok()?;
+    (bytes.len() == 48).then(|| format!("0x{}", hex::encode(bytes)))
+}
+
 impl Job {
+    /// What the job's file says about its key before it is opened: its chain, and for
+    /// keystores the public key they state in the clear.
+    fn identity(&self) -> (Option<Chain>, Option<String>) {
+        match self {
+            Job::Keystore { file, .. } => (Some(Chain::Eth2), keystore_pubkey(file)),
+            Job::WrappedBls { wrapped, .. } => (Some(Chain::Eth2), keystore_pubkey(wrapped)),
+            Job::Raw { .. } => (Some(Chain::Eth2), None),
+            Job::Pkcs11 { .. } | Job::Tezos { .. } => (Some(Chain::Tezos), None),
+        }
+    }
+
     fn run(self) -> Result<Loaded, LoadError> {
         match self {
             Job::Tezos {
@@ -327,7 +470,15 @@ impl Job {
                 let token = pkcs11::Token::open(&token).map_err(|e| fail(e.to_string()))?;
                 let sk = pkcs11::wrapped::load_file(&token, &wrapped, aes_key_label.as_deref())
                     .map_err(fail)?;
-                Ok(Loaded::Eth2(MemoryKey::new(sk)))
+                Ok(Loaded::Eth2 {
+                    key: MemoryKey::new(sk),
+                    backend: format!(
+                        "pkcs11-wrapped keystore {} (token `{}`)",
+                        wrapped.display(),
+                        token.label()
+                    ),
+                    source: file,
+                })
             }
             Job::Keystore {
                 file,
@@ -348,7 +499,14 @@ impl Job {
                     .map_err(|e| fail(format!("cannot read keystore: {e}")))?;
                 let password = read_password_file(&password_file).map_err(fail)?;
                 let sk = eip2335::decrypt_bls(&json, &password).map_err(|e| fail(e.to_string()))?;
-                Ok(Loaded::Eth2(MemoryKey::new(sk)))
+                Ok(Loaded::Eth2 {
+                    key: MemoryKey::new(sk),
+                    backend: match &origin {
+                        None => "keystore".into(),
+                        Some(_) => format!("keystore {} (file-keystore)", file.display()),
+                    },
+                    source: origin.unwrap_or(file),
+                })
             }
             Job::Raw { file, secret_hex } => {
                 let bytes = Zeroizing::new(
@@ -363,7 +521,11 @@ impl Job {
                     file: file.clone(),
                     reason: format!("privateKey: {e}"),
                 })?;
-                Ok(Loaded::Eth2(MemoryKey::new(sk)))
+                Ok(Loaded::Eth2 {
+                    key: MemoryKey::new(sk),
+                    backend: "file-raw".into(),
+                    source: file,
+                })
             }
         }
     }

@@ -3,6 +3,7 @@
 //! returns only after the commit, so a signature is never released before its record is
 //! durable.
 
+pub mod audit;
 pub mod interchange;
 pub mod postgres;
 pub mod rules;
@@ -16,6 +17,7 @@ pub use rules::{
     Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock, Violation,
 };
 
+use audit::{AuditEntry, AuditRecord, KeyActivity};
 use interchange::{Interchange, InterchangeError, PreparedImport};
 use watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision, WatermarkViolation};
 
@@ -72,20 +74,50 @@ pub trait ProtectionStore: Send + Sync {
     async fn register_validators(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError>;
 
     /// Checks `message` for the validator against its full history and low watermarks and,
-    /// if it is new and safe, records it; commits before returning. Binds the database to
-    /// `genesis_validators_root` the first time.
+    /// if it is new and safe, records it together with `audit` (as `signed`) in one
+    /// transaction; commits before returning. Binds the database to `genesis_validators_root`
+    /// the first time. A refusal is recorded as a `refused` audit entry with its reason, in
+    /// its own transaction after the protection transaction rolled back.
     ///
     /// # Errors
     /// [`ProtectionError::Slashable`], [`ProtectionError::GenesisMismatch`],
-    /// [`ProtectionError::OutOfRange`], [`ProtectionError::Unavailable`]; on any error nothing
-    /// is written.
+    /// [`ProtectionError::OutOfRange`], [`ProtectionError::Unavailable`]; on any error the
+    /// protection record is unchanged.
+    async fn check_record_and_audit(
+        &self,
+        public_key: &[u8; 48],
+        genesis_validators_root: [u8; 32],
+        message: ProtectedMessage,
+        signing_root: [u8; 32],
+        audit: AuditEntry,
+    ) -> Result<Decision, ProtectionError>;
+
+    /// [`ProtectionStore::check_record_and_audit`] with an audit entry of kind `BLOCK` or
+    /// `ATTESTATION` and no caller.
+    ///
+    /// # Errors
+    /// As [`ProtectionStore::check_record_and_audit`].
     async fn check_and_record(
         &self,
         public_key: &[u8; 48],
         genesis_validators_root: [u8; 32],
         message: ProtectedMessage,
         signing_root: [u8; 32],
-    ) -> Result<Decision, ProtectionError>;
+    ) -> Result<Decision, ProtectionError> {
+        let kind = match message {
+            ProtectedMessage::Block { .. } => "BLOCK",
+            ProtectedMessage::Attestation { .. } => "ATTESTATION",
+        };
+        let audit = audit::for_protected(public_key, kind, &message, signing_root);
+        self.check_record_and_audit(
+            public_key,
+            genesis_validators_root,
+            message,
+            signing_root,
+            audit,
+        )
+        .await
+    }
 
     /// The full record of one validator (empty if unknown).
     ///
@@ -140,14 +172,70 @@ pub trait ProtectionStore: Send + Sync {
 
     /// Checks a Tezos consensus request against the high watermark of its (chain id, pkh,
     /// kind) and, when it is strictly above, records the new mark with the request's payload
-    /// hash and signature; commits before returning. Serialised per mark across processes.
+    /// hash and signature; the decision is recorded as `audit` (`signed`, or `refused` with
+    /// the violation) in the same transaction, committed before returning. Serialised per
+    /// mark across processes.
     ///
     /// # Errors
-    /// [`ProtectionError::Watermark`] (nothing written), [`ProtectionError::Unavailable`].
+    /// [`ProtectionError::Watermark`] (the mark is unchanged), [`ProtectionError::Unavailable`]
+    /// (nothing written).
+    async fn tezos_check_record_and_audit(
+        &self,
+        request: &TezosWatermarkRequest,
+        audit: AuditEntry,
+    ) -> Result<WatermarkDecision, ProtectionError>;
+
+    /// [`ProtectionStore::tezos_check_record_and_audit`] with an audit entry built from the
+    /// request and no caller.
+    ///
+    /// # Errors
+    /// As [`ProtectionStore::tezos_check_record_and_audit`].
     async fn tezos_check_and_record(
         &self,
         request: &TezosWatermarkRequest,
-    ) -> Result<WatermarkDecision, ProtectionError>;
+    ) -> Result<WatermarkDecision, ProtectionError> {
+        let audit = AuditEntry::tezos(
+            &request.pkh,
+            request.kind.as_str(),
+            Some(request.payload_hash),
+        )
+        .with_level_round(request.level, request.round);
+        self.tezos_check_record_and_audit(request, audit).await
+    }
+
+    /// Appends one audit entry (and updates its key's totals) in its own transaction;
+    /// commits before returning. For decisions without a protection record: eth2 messages
+    /// other than blocks and attestations, Tezos non-consensus operations, policy refusals.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`].
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError>;
+
+    /// Up to `limit` audit records with `since_ms <= time_ms < until_ms` (Unix milliseconds)
+    /// and `id > after_id`, by ascending id (page with the last id returned).
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`].
+    async fn audit_records(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, ProtectionError>;
+
+    /// Deletes audit records older than `before_ms` (Unix milliseconds), in chunks so that
+    /// signing is not held up; returns how many were deleted. Per-key totals are kept.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`] (chunks deleted before the error stay deleted).
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, ProtectionError>;
+
+    /// Lifetime totals of every key that has an audit entry, by chain then key.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`].
+    async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError>;
 
     /// The high watermark of one (chain id, pkh, kind), if anything was signed.
     ///

@@ -20,6 +20,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::chain::tezos::payload::ConsensusKind;
 
+use super::audit::{
+    self, ActivityRow, AuditDbRow, AuditEntry, AuditRecord, KeyActivity, activity_columns,
+    activity_deltas, audit_columns, db_int,
+};
 use super::interchange::{InterchangeError, PreparedImport, merge_watermarks};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
 use super::watermark::{self, TezosMark, TezosWatermarkRequest, WatermarkDecision};
@@ -49,6 +53,103 @@ fn tezos_lock_key(request: &TezosWatermarkRequest) -> i32 {
     bytes.extend_from_slice(request.pkh.as_bytes());
     let digest = crate::crypto::tezos::blake2b_256(&bytes);
     i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// Inserts audit entries (one statement) and adds them to their keys' totals (one statement,
+/// rows in key order), inside the caller's transaction.
+async fn insert_audit(conn: &mut PgConnection, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut time = Vec::with_capacity(entries.len());
+    let (mut chain, mut key, mut kind) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut slot, mut epoch, mut source) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut level, mut round, mut root) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut decision, mut reason, mut caller) = (Vec::new(), Vec::new(), Vec::new());
+    for e in entries {
+        time.push(e.time_ms);
+        chain.push(e.chain.as_str());
+        key.push(e.key.as_str());
+        kind.push(e.kind.as_str());
+        slot.push(db_int(e.slot));
+        epoch.push(db_int(e.epoch));
+        source.push(db_int(e.source_epoch));
+        level.push(e.level.map(i64::from));
+        round.push(e.round.map(i64::from));
+        root.push(e.signing_root.map(|r| r.to_vec()));
+        decision.push(e.decision.as_str());
+        reason.push(e.reason.as_deref());
+        caller.push(e.caller.as_deref());
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (time_ms, chain, key, kind, slot, epoch, source_epoch, level, round,
+                                signing_root, decision, reason, caller)
+         SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
+                              $7::int8[], $8::int8[], $9::int8[], $10::bytea[], $11::text[],
+                              $12::text[], $13::text[])",
+    )
+    .bind(&time)
+    .bind(&chain)
+    .bind(&key)
+    .bind(&kind)
+    .bind(&slot)
+    .bind(&epoch)
+    .bind(&source)
+    .bind(&level)
+    .bind(&round)
+    .bind(&root)
+    .bind(&decision)
+    .bind(&reason)
+    .bind(&caller)
+    .execute(&mut *conn)
+    .await?;
+
+    let deltas = activity_deltas(entries);
+    let mut d_chain = Vec::with_capacity(deltas.len());
+    let (mut d_key, mut d_signed, mut d_refused) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut l_ms, mut l_kind, mut l_slot) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut l_epoch, mut l_level, mut l_round) = (Vec::new(), Vec::new(), Vec::new());
+    for d in &deltas {
+        let last = d.last_signed;
+        d_chain.push(d.chain.as_str());
+        d_key.push(d.key);
+        d_signed.push(d.signed);
+        d_refused.push(d.refused);
+        l_ms.push(last.map(|e| e.time_ms));
+        l_kind.push(last.map(|e| e.kind.as_str()));
+        l_slot.push(last.and_then(|e| db_int(e.slot)));
+        l_epoch.push(last.and_then(|e| db_int(e.epoch)));
+        l_level.push(last.and_then(|e| e.level.map(i64::from)));
+        l_round.push(last.and_then(|e| e.round.map(i64::from)));
+    }
+    sqlx::query(
+        "INSERT INTO key_activity AS a (chain, key, signed_count, refused_count, last_signed_ms,
+                                        last_kind, last_slot, last_epoch, last_level, last_round)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[],
+                              $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])
+         ON CONFLICT (chain, key) DO UPDATE SET
+            signed_count = a.signed_count + EXCLUDED.signed_count,
+            refused_count = a.refused_count + EXCLUDED.refused_count,
+            last_kind = CASE WHEN EXCLUDED.last_signed_ms IS NULL THEN a.last_kind ELSE EXCLUDED.last_kind END,
+            last_slot = CASE WHEN EXCLUDED.last_signed_ms IS NULL THEN a.last_slot ELSE EXCLUDED.last_slot END,
+            last_epoch = CASE WHEN EXCLUDED.last_signed_ms IS NULL THEN a.last_epoch ELSE EXCLUDED.last_epoch END,
+            last_level = CASE WHEN EXCLUDED.last_signed_ms IS NULL THEN a.last_level ELSE EXCLUDED.last_level END,
+            last_round = CASE WHEN EXCLUDED.last_signed_ms IS NULL THEN a.last_round ELSE EXCLUDED.last_round END,
+            last_signed_ms = COALESCE(EXCLUDED.last_signed_ms, a.last_signed_ms)",
+    )
+    .bind(&d_chain)
+    .bind(&d_key)
+    .bind(&d_signed)
+    .bind(&d_refused)
+    .bind(&l_ms)
+    .bind(&l_kind)
+    .bind(&l_slot)
+    .bind(&l_epoch)
+    .bind(&l_level)
+    .bind(&l_round)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// PostgreSQL-backed slashing protection.
@@ -140,13 +241,24 @@ impl PostgresStore {
         if let Some(id) = self.validator_ids.read().get(public_key) {
             return Ok(*id);
         }
-        let id: i64 = sqlx::query_scalar(
+        let inserted: Option<i64> = sqlx::query_scalar(
             "WITH ins AS (INSERT INTO validators (public_key) VALUES ($1) ON CONFLICT (public_key) DO NOTHING RETURNING id)
              SELECT id FROM ins UNION ALL SELECT id FROM validators WHERE public_key = $1 LIMIT 1",
         )
         .bind(public_key.as_slice())
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
+        // When a concurrent statement inserted the row after this statement's snapshot was
+        // taken, the conflict hides it from both branches: read it again in a new statement.
+        let id = match inserted {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar("SELECT id FROM validators WHERE public_key = $1")
+                    .bind(public_key.as_slice())
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
         self.validator_ids.write().insert(*public_key, id);
         Ok(id)
     }
@@ -236,6 +348,7 @@ impl PostgresStore {
     async fn tezos_attempt(
         &self,
         request: &TezosWatermarkRequest,
+        audit: &AuditEntry,
     ) -> Result<Result<WatermarkDecision, ProtectionError>, sqlx::Error> {
         // Any early return drops `tx`, which rolls back: nothing is written on error.
         let mut tx = self.pool.begin().await?;
@@ -256,7 +369,13 @@ impl PostgresStore {
         };
         let decision = match watermark::check(mark.as_ref(), request) {
             Ok(d) => d,
-            Err(v) => return Ok(Err(v.into())),
+            Err(v) => {
+                // Nothing else was written in this transaction: the refusal's entry goes in it.
+                let v = ProtectionError::from(v);
+                insert_audit(&mut tx, &[audit.clone().refused(v.to_string())]).await?;
+                tx.commit().await?;
+                return Ok(Err(v));
+            }
         };
         if decision == WatermarkDecision::SignAndRecord {
             sqlx::query(
@@ -274,8 +393,9 @@ impl PostgresStore {
             .bind(request.signature.as_slice())
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
         }
+        insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await?;
         Ok(Ok(decision))
     }
 
@@ -467,24 +587,36 @@ impl ProtectionStore for PostgresStore {
         Ok(())
     }
 
-    async fn check_and_record(
+    async fn check_record_and_audit(
         &self,
         public_key: &[u8; 48],
         genesis_validators_root: [u8; 32],
         message: ProtectedMessage,
         signing_root: [u8; 32],
+        audit: AuditEntry,
     ) -> Result<Decision, ProtectionError> {
-        if let Some(bound) = self.bound_root.get() {
-            check_root(bound, &genesis_validators_root)?;
-        }
-        match message {
-            ProtectedMessage::Block { slot } => {
-                to_db(slot, "slot")?;
+        let precheck = || -> Result<(), ProtectionError> {
+            if let Some(bound) = self.bound_root.get() {
+                check_root(bound, &genesis_validators_root)?;
             }
-            ProtectedMessage::Attestation { source, target } => {
-                to_db(source, "source epoch")?;
-                to_db(target, "target epoch")?;
+            match message {
+                ProtectedMessage::Block { slot } => {
+                    to_db(slot, "slot")?;
+                }
+                ProtectedMessage::Attestation { source, target } => {
+                    to_db(source, "source epoch")?;
+                    to_db(target, "target epoch")?;
+                }
             }
+            Ok(())
+        };
+        if let Err(e) = precheck() {
+            if let Some(reason) = audit::refusal_reason(&e)
+                && let Err(a) = self.append_audit(&audit.refused(reason)).await
+            {
+                tracing::warn!(reason = %a, "could not record a refusal in the audit log");
+            }
+            return Err(e);
         }
         let validator = self.validator_id(public_key).await?;
         let (reply, answer) = oneshot::channel();
@@ -494,6 +626,7 @@ impl ProtectionStore for PostgresStore {
                 genesis_validators_root,
                 message,
                 signing_root,
+                audit,
                 reply,
             })
             .map_err(|_| ProtectionError::Unavailable("group-commit workers stopped".into()))?;
@@ -600,13 +733,14 @@ impl ProtectionStore for PostgresStore {
         Ok(self.prune_attempt(epochs_to_keep, slots_per_epoch).await?)
     }
 
-    async fn tezos_check_and_record(
+    async fn tezos_check_record_and_audit(
         &self,
         request: &TezosWatermarkRequest,
+        audit: AuditEntry,
     ) -> Result<WatermarkDecision, ProtectionError> {
         let mut tries = 0;
         loop {
-            match self.tezos_attempt(request).await {
+            match self.tezos_attempt(request, &audit).await {
                 Ok(answer) => return answer,
                 Err(e) if tries + 1 < MAX_RETRIES && retryable(&e) => tries += 1,
                 Err(e) => return Err(e.into()),
@@ -633,6 +767,72 @@ impl ProtectionStore for PostgresStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
+        let mut tries = 0;
+        loop {
+            let attempt = async {
+                let mut tx = self.pool.begin().await?;
+                insert_audit(&mut tx, std::slice::from_ref(entry)).await?;
+                tx.commit().await
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(e) if tries + 1 < MAX_RETRIES && retryable(&e) => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn audit_records(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, ProtectionError> {
+        let rows: Vec<AuditDbRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE time_ms >= $1 AND time_ms < $2 AND id > $3 ORDER BY id LIMIT $4"
+        ))
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(audit::record_of).collect()
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, ProtectionError> {
+        let mut deleted = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM audit_log WHERE id IN
+                 (SELECT id FROM audit_log WHERE time_ms < $1 ORDER BY id LIMIT 5000)",
+            )
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            deleted += n;
+            if n < 5000 {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError> {
+        let rows: Vec<ActivityRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            activity_columns!(),
+            " FROM key_activity ORDER BY chain, key"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(audit::activity_of).collect()
+    }
 }
 
 /// One check-and-record request waiting for a group commit.
@@ -641,6 +841,8 @@ struct Job {
     genesis_validators_root: [u8; 32],
     message: ProtectedMessage,
     signing_root: [u8; 32],
+    /// The decision's audit entry (written as `signed` or `refused` in the batch).
+    audit: AuditEntry,
     reply: oneshot::Sender<Result<Decision, ProtectionError>>,
 }
 
@@ -931,6 +1133,17 @@ mod batch {
             .execute(&mut *tx)
             .await?;
         }
+        // Every decision of the batch, signed or refused, is audited in its transaction.
+        let entries: Vec<AuditEntry> = batch
+            .iter()
+            .zip(&answers)
+            .filter_map(|(job, answer)| match answer {
+                Some(Ok(_)) => Some(job.audit.clone()),
+                Some(Err(e)) => audit::refusal_reason(e).map(|r| job.audit.clone().refused(r)),
+                None => None,
+            })
+            .collect();
+        insert_audit(&mut tx, &entries).await?;
         tx.commit().await?;
         let _ = bound_root.set(bound);
         Ok(answers

@@ -18,6 +18,10 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::chain::tezos::payload::ConsensusKind;
 
+use super::audit::{
+    self, ActivityRow, AuditDbRow, AuditEntry, AuditRecord, KeyActivity, activity_columns,
+    activity_deltas, audit_columns, db_int,
+};
 use super::interchange::{InterchangeError, PreparedImport, merge_watermarks};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
 use super::watermark::{self, TezosMark, TezosWatermarkRequest, WatermarkDecision};
@@ -53,6 +57,65 @@ fn attestation_row(r: SqliteRow) -> SignedAttestation {
         target_epoch: r.get::<i64, _>(1) as u64,
         signing_root: root_of(r.get(2)),
     }
+}
+
+/// Inserts audit entries and adds them to their keys' totals, inside the caller's transaction.
+async fn insert_audit(
+    conn: &mut SqliteConnection,
+    entries: &[AuditEntry],
+) -> Result<(), sqlx::Error> {
+    for e in entries {
+        sqlx::query(
+            "INSERT INTO audit_log (time_ms, chain, key, kind, slot, epoch, source_epoch, level, round,
+                                    signing_root, decision, reason, caller)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.time_ms)
+        .bind(e.chain.as_str())
+        .bind(&e.key)
+        .bind(&e.kind)
+        .bind(db_int(e.slot))
+        .bind(db_int(e.epoch))
+        .bind(db_int(e.source_epoch))
+        .bind(e.level.map(i64::from))
+        .bind(e.round.map(i64::from))
+        .bind(e.signing_root.map(|r| r.to_vec()))
+        .bind(e.decision.as_str())
+        .bind(e.reason.as_deref())
+        .bind(e.caller.as_deref())
+        .execute(&mut *conn)
+        .await?;
+    }
+    for d in activity_deltas(entries) {
+        let last = d.last_signed;
+        sqlx::query(
+            "INSERT INTO key_activity (chain, key, signed_count, refused_count, last_signed_ms,
+                                       last_kind, last_slot, last_epoch, last_level, last_round)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (chain, key) DO UPDATE SET
+                signed_count = signed_count + excluded.signed_count,
+                refused_count = refused_count + excluded.refused_count,
+                last_kind = CASE WHEN excluded.last_signed_ms IS NULL THEN last_kind ELSE excluded.last_kind END,
+                last_slot = CASE WHEN excluded.last_signed_ms IS NULL THEN last_slot ELSE excluded.last_slot END,
+                last_epoch = CASE WHEN excluded.last_signed_ms IS NULL THEN last_epoch ELSE excluded.last_epoch END,
+                last_level = CASE WHEN excluded.last_signed_ms IS NULL THEN last_level ELSE excluded.last_level END,
+                last_round = CASE WHEN excluded.last_signed_ms IS NULL THEN last_round ELSE excluded.last_round END,
+                last_signed_ms = COALESCE(excluded.last_signed_ms, last_signed_ms)",
+        )
+        .bind(d.chain.as_str())
+        .bind(d.key)
+        .bind(d.signed)
+        .bind(d.refused)
+        .bind(last.map(|e| e.time_ms))
+        .bind(last.map(|e| e.kind.as_str()))
+        .bind(last.and_then(|e| db_int(e.slot)))
+        .bind(last.and_then(|e| db_int(e.epoch)))
+        .bind(last.and_then(|e| e.level.map(i64::from)))
+        .bind(last.and_then(|e| e.round.map(i64::from)))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 const SELECT_MARK: &str = "SELECT level, round, payload_hash, signature FROM tezos_high_watermarks
@@ -92,6 +155,108 @@ impl SqliteStore {
             bound_root: OnceLock::new(),
             writer: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The protection transaction of [`ProtectionStore::check_record_and_audit`]: decides,
+    /// records the message and its `signed` audit entry, commits.
+    async fn record_eth2(
+        &self,
+        public_key: &[u8; 48],
+        genesis_validators_root: [u8; 32],
+        message: ProtectedMessage,
+        signing_root: [u8; 32],
+        audit: &AuditEntry,
+    ) -> Result<Decision, ProtectionError> {
+        if let Some(bound) = self.bound_root.get() {
+            check_root(bound, &genesis_validators_root)?;
+        }
+        let cached_id = self.validator_ids.read().get(public_key).copied();
+        let _writer = self.writer.lock().await;
+        // Any early return drops `tx`, which rolls back: nothing is written on error.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        self.bind_genesis(&mut tx, genesis_validators_root).await?;
+        let validator = match cached_id {
+            Some(id) => id,
+            None => Self::validator_id(&mut tx, public_key).await?,
+        };
+        let watermarks = Self::watermarks(&mut tx, validator).await?;
+        let high = Self::high(&mut tx).await?;
+        let decision = match message {
+            ProtectedMessage::Block { slot } => {
+                let db_slot = to_db(slot, "slot")?;
+                rules::check_block_high_watermark(high.as_ref(), slot)?;
+                let existing = sqlx::query(
+                    "SELECT signing_root FROM signed_blocks WHERE validator_id = ? AND slot = ?",
+                )
+                .bind(validator)
+                .bind(db_slot)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| SignedBlock {
+                    slot,
+                    signing_root: root_of(r.get(0)),
+                });
+                let decision =
+                    rules::check_block(existing.as_ref(), &watermarks, slot, signing_root)?;
+                if decision == Decision::SignAndRecord {
+                    sqlx::query("INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?, ?, ?)")
+                        .bind(validator)
+                        .bind(db_slot)
+                        .bind(signing_root.as_slice())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                decision
+            }
+            ProtectedMessage::Attestation { source, target } => {
+                let s = to_db(source, "source epoch")?;
+                let t = to_db(target, "target epoch")?;
+                rules::check_attestation_high_watermark(high.as_ref(), source, target)?;
+                // Same target, or in a surround relation either way. Any surround row is a
+                // violation on its own, so a small LIMIT cannot hide a conflict.
+                let rows = sqlx::query(
+                    "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations
+                     WHERE validator_id = ?1 AND (target_epoch = ?3
+                        OR (source_epoch > ?2 AND target_epoch < ?3)
+                        OR (source_epoch < ?2 AND target_epoch > ?3))
+                     ORDER BY target_epoch = ?3 DESC LIMIT 8",
+                )
+                .bind(validator)
+                .bind(s)
+                .bind(t)
+                .fetch_all(&mut *tx)
+                .await?;
+                let candidates: Vec<SignedAttestation> =
+                    rows.into_iter().map(attestation_row).collect();
+                let decision = rules::check_attestation(
+                    &candidates,
+                    &watermarks,
+                    source,
+                    target,
+                    signing_root,
+                )?;
+                if decision == Decision::SignAndRecord {
+                    sqlx::query(
+                        "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
+                         VALUES (?, ?, ?, ?)",
+                    )
+                    .bind(validator)
+                    .bind(s)
+                    .bind(t)
+                    .bind(signing_root.as_slice())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                decision
+            }
+        };
+        insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await?;
+        let _ = self.bound_root.set(genesis_validators_root);
+        if cached_id.is_none() {
+            self.validator_ids.write().insert(*public_key, validator);
+        }
+        Ok(decision)
     }
 
     async fn validator_id(
@@ -206,102 +371,92 @@ impl ProtectionStore for SqliteStore {
         Ok(())
     }
 
-    async fn check_and_record(
+    async fn check_record_and_audit(
         &self,
         public_key: &[u8; 48],
         genesis_validators_root: [u8; 32],
         message: ProtectedMessage,
         signing_root: [u8; 32],
+        audit: AuditEntry,
     ) -> Result<Decision, ProtectionError> {
-        if let Some(bound) = self.bound_root.get() {
-            check_root(bound, &genesis_validators_root)?;
+        let result = self
+            .record_eth2(
+                public_key,
+                genesis_validators_root,
+                message,
+                signing_root,
+                &audit,
+            )
+            .await;
+        if let Err(e) = &result
+            && let Some(reason) = audit::refusal_reason(e)
+            && let Err(a) = self.append_audit(&audit.refused(reason)).await
+        {
+            tracing::warn!(reason = %a, "could not record a refusal in the audit log");
         }
-        let cached_id = self.validator_ids.read().get(public_key).copied();
+        result
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
         let _writer = self.writer.lock().await;
-        // Any early return drops `tx`, which rolls back: nothing is written on error.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        self.bind_genesis(&mut tx, genesis_validators_root).await?;
-        let validator = match cached_id {
-            Some(id) => id,
-            None => Self::validator_id(&mut tx, public_key).await?,
-        };
-        let watermarks = Self::watermarks(&mut tx, validator).await?;
-        let high = Self::high(&mut tx).await?;
-        let decision = match message {
-            ProtectedMessage::Block { slot } => {
-                let db_slot = to_db(slot, "slot")?;
-                rules::check_block_high_watermark(high.as_ref(), slot)?;
-                let existing = sqlx::query(
-                    "SELECT signing_root FROM signed_blocks WHERE validator_id = ? AND slot = ?",
-                )
-                .bind(validator)
-                .bind(db_slot)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| SignedBlock {
-                    slot,
-                    signing_root: root_of(r.get(0)),
-                });
-                let decision =
-                    rules::check_block(existing.as_ref(), &watermarks, slot, signing_root)?;
-                if decision == Decision::SignAndRecord {
-                    sqlx::query("INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?, ?, ?)")
-                        .bind(validator)
-                        .bind(db_slot)
-                        .bind(signing_root.as_slice())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                decision
-            }
-            ProtectedMessage::Attestation { source, target } => {
-                let s = to_db(source, "source epoch")?;
-                let t = to_db(target, "target epoch")?;
-                rules::check_attestation_high_watermark(high.as_ref(), source, target)?;
-                // Same target, or in a surround relation either way. Any surround row is a
-                // violation on its own, so a small LIMIT cannot hide a conflict.
-                let rows = sqlx::query(
-                    "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations
-                     WHERE validator_id = ?1 AND (target_epoch = ?3
-                        OR (source_epoch > ?2 AND target_epoch < ?3)
-                        OR (source_epoch < ?2 AND target_epoch > ?3))
-                     ORDER BY target_epoch = ?3 DESC LIMIT 8",
-                )
-                .bind(validator)
-                .bind(s)
-                .bind(t)
-                .fetch_all(&mut *tx)
-                .await?;
-                let candidates: Vec<SignedAttestation> =
-                    rows.into_iter().map(attestation_row).collect();
-                let decision = rules::check_attestation(
-                    &candidates,
-                    &watermarks,
-                    source,
-                    target,
-                    signing_root,
-                )?;
-                if decision == Decision::SignAndRecord {
-                    sqlx::query(
-                        "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
-                         VALUES (?, ?, ?, ?)",
-                    )
-                    .bind(validator)
-                    .bind(s)
-                    .bind(t)
-                    .bind(signing_root.as_slice())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                decision
-            }
-        };
+        insert_audit(&mut tx, std::slice::from_ref(entry)).await?;
         tx.commit().await?;
-        let _ = self.bound_root.set(genesis_validators_root);
-        if cached_id.is_none() {
-            self.validator_ids.write().insert(*public_key, validator);
+        Ok(())
+    }
+
+    async fn audit_records(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, ProtectionError> {
+        let rows: Vec<AuditDbRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE time_ms >= ? AND time_ms < ? AND id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(audit::record_of).collect()
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, ProtectionError> {
+        let mut deleted = 0;
+        loop {
+            let n = {
+                let _writer = self.writer.lock().await;
+                sqlx::query(
+                    "DELETE FROM audit_log WHERE id IN
+                     (SELECT id FROM audit_log WHERE time_ms < ? ORDER BY id LIMIT 5000)",
+                )
+                .bind(before_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+            };
+            deleted += n;
+            if n < 5000 {
+                return Ok(deleted);
+            }
+            tokio::task::yield_now().await;
         }
-        Ok(decision)
+    }
+
+    async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError> {
+        let rows: Vec<ActivityRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            activity_columns!(),
+            " FROM key_activity ORDER BY chain, key"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(audit::activity_of).collect()
     }
 
     async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
@@ -510,9 +665,10 @@ impl ProtectionStore for SqliteStore {
         Ok(summary)
     }
 
-    async fn tezos_check_and_record(
+    async fn tezos_check_record_and_audit(
         &self,
         request: &TezosWatermarkRequest,
+        audit: AuditEntry,
     ) -> Result<WatermarkDecision, ProtectionError> {
         let _writer = self.writer.lock().await;
         // Any early return drops `tx`, which rolls back: nothing is written on error.
@@ -524,7 +680,16 @@ impl ProtectionStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
         let mark = row.map(mark_of).transpose()?;
-        let decision = watermark::check(mark.as_ref(), request)?;
+        let decision = match watermark::check(mark.as_ref(), request) {
+            Ok(d) => d,
+            Err(v) => {
+                // Nothing else was written in this transaction: the refusal's entry goes in it.
+                let v = ProtectionError::from(v);
+                insert_audit(&mut tx, &[audit.refused(v.to_string())]).await?;
+                tx.commit().await?;
+                return Err(v);
+            }
+        };
         if decision == WatermarkDecision::SignAndRecord {
             sqlx::query(
                 "INSERT INTO tezos_high_watermarks (chain_id, pkh, kind, level, round, payload_hash, signature)
@@ -541,8 +706,9 @@ impl ProtectionStore for SqliteStore {
             .bind(request.signature.as_slice())
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
         }
+        insert_audit(&mut tx, &[audit]).await?;
+        tx.commit().await?;
         Ok(decision)
     }
 

@@ -49,6 +49,12 @@ pub struct SigningPlan {
     pub signing_root: Root,
     /// Present for BLOCK, BLOCK_V2 and ATTESTATION.
     pub protected: Option<(ProtectedMessage, Root)>,
+    /// The message's slot, when it has one (blocks, attestations, aggregates, sync committee
+    /// messages), for the audit trail.
+    pub slot: Option<u64>,
+    /// The message's epoch (an attestation's or aggregate's target epoch, a RANDAO reveal's
+    /// or voluntary exit's epoch), for the audit trail.
+    pub epoch: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -184,10 +190,13 @@ pub fn plan(
         other => other,
     })?;
 
+    // (slot, epoch) of the message, for the audit trail.
+    let mut position: (Option<u64>, Option<u64>) = (None, None);
     let (signing_root, protected) = match kind {
         "BLOCK" => {
             let fi = require_fork_info(&common)?;
             let block: BeaconBlock<BeaconBlockBodyPhase0> = field(body, "block")?;
+            position = (Some(block.slot), Some(epoch_of(block.slot, network)));
             block_root(fi, &block.header(), network)
         }
         "BLOCK_V2" => {
@@ -227,11 +236,13 @@ pub fn plan(
                     });
                 }
             };
+            position = (Some(header.slot), Some(epoch_of(header.slot, network)));
             block_root(fi, &header, network)
         }
         "ATTESTATION" => {
             let fi = require_fork_info(&common)?;
             let data: AttestationData = field(body, "attestation")?;
+            position = (Some(data.slot), Some(data.target.epoch));
             let root = compute_signing_root(
                 data.tree_hash_root(),
                 domain_at(fi, domain::BEACON_ATTESTER, data.target.epoch),
@@ -245,12 +256,17 @@ pub fn plan(
         "AGGREGATION_SLOT" => {
             let fi = require_fork_info(&common)?;
             let a: AggregationSlot = field(body, "aggregation_slot")?;
+            position = (Some(a.slot), Some(epoch_of(a.slot, network)));
             let d = domain_at(fi, domain::SELECTION_PROOF, epoch_of(a.slot, network));
             (compute_signing_root(a.slot.tree_hash_root(), d), None)
         }
         "AGGREGATE_AND_PROOF" => {
             let fi = require_fork_info(&common)?;
             let a: AggregateAndProof = field(body, "aggregate_and_proof")?;
+            position = (
+                Some(a.aggregate.data.slot),
+                Some(a.aggregate.data.target.epoch),
+            );
             let d = domain_at(
                 fi,
                 domain::AGGREGATE_AND_PROOF,
@@ -284,11 +300,14 @@ pub fn plan(
             let (object_root, target) = if electra {
                 require_mainnet_limits(network, "an ELECTRA aggregate")?;
                 let a: AggregateAndProofElectra = typed(&data, path)?;
+                position = (Some(a.aggregate.data.slot), None);
                 (a.tree_hash_root(), a.aggregate.data.target.epoch)
             } else {
                 let a: AggregateAndProof = typed(&data, path)?;
+                position = (Some(a.aggregate.data.slot), None);
                 (a.tree_hash_root(), a.aggregate.data.target.epoch)
             };
+            position.1 = Some(target);
             let d = domain_at(fi, domain::AGGREGATE_AND_PROOF, target);
             (compute_signing_root(object_root, d), None)
         }
@@ -305,12 +324,14 @@ pub fn plan(
         "RANDAO_REVEAL" => {
             let fi = require_fork_info(&common)?;
             let r: RandaoReveal = field(body, "randao_reveal")?;
+            position = (None, Some(r.epoch));
             let d = domain_at(fi, domain::RANDAO, r.epoch);
             (compute_signing_root(r.epoch.tree_hash_root(), d), None)
         }
         "VOLUNTARY_EXIT" => {
             let fi = require_fork_info(&common)?;
             let exit: VoluntaryExit = field(body, "voluntary_exit")?;
+            position = (None, Some(exit.epoch));
             // EIP-7044: from Deneb on, exits are signed with the Capella fork version.
             let state_fork = network.fork_of_version(&fi.fork.current_version);
             let d = match (state_fork, network.fork_version(ForkName::Capella)) {
@@ -324,12 +345,14 @@ pub fn plan(
         "SYNC_COMMITTEE_MESSAGE" => {
             let fi = require_fork_info(&common)?;
             let m: SyncCommitteeMessageRequest = field(body, "sync_committee_message")?;
+            position = (Some(m.slot), Some(epoch_of(m.slot, network)));
             let d = domain_at(fi, domain::SYNC_COMMITTEE, epoch_of(m.slot, network));
             (compute_signing_root(m.beacon_block_root, d), None)
         }
         "SYNC_COMMITTEE_SELECTION_PROOF" => {
             let fi = require_fork_info(&common)?;
             let s: SyncAggregatorSelectionData = field(body, "sync_aggregator_selection_data")?;
+            position = (Some(s.slot), Some(epoch_of(s.slot, network)));
             let d = domain_at(
                 fi,
                 domain::SYNC_COMMITTEE_SELECTION_PROOF,
@@ -341,6 +364,10 @@ pub fn plan(
             let fi = require_fork_info(&common)?;
             require_mainnet_limits(network, "a sync committee contribution")?;
             let c: ContributionAndProof = field(body, "contribution_and_proof")?;
+            position = (
+                Some(c.contribution.slot),
+                Some(epoch_of(c.contribution.slot, network)),
+            );
             let d = domain_at(
                 fi,
                 domain::CONTRIBUTION_AND_PROOF,
@@ -372,6 +399,8 @@ pub fn plan(
         kind,
         signing_root,
         protected,
+        slot: position.0,
+        epoch: position.1,
     })
 }
 

@@ -20,6 +20,18 @@ use crate::chain::tezos::payload::KNOWN_MAGIC_BYTES as TEZOS_KNOWN_MAGIC_BYTES;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log line format on stderr (and in `--log-file`): `plain` or `json` [default: plain].
+    #[arg(
+        long,
+        global = true,
+        env = "PALISADE_LOGGING_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
+    pub logging_format: crate::logging::LoggingFormat,
+    /// Also append log lines to this file (created with mode 0600).
+    #[arg(long, global = true, env = "PALISADE_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 /// Sub-commands.
@@ -470,6 +482,10 @@ pub struct ServeArgs {
     /// them forever [default: 90].
     #[arg(long, env = "PALISADE_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u64>,
+    /// Log one line per HTTP request (method, path without query, status, time, client IP)
+    /// on target `palisade::access` [default: false].
+    #[arg(long, env = "PALISADE_ACCESS_LOG", num_args = 0..=1, default_missing_value = "true")]
+    pub access_log: Option<bool>,
 }
 
 /// Errors resolving the configuration.
@@ -540,6 +556,8 @@ pub struct ServeConfig {
     pub tezos: TezosConfig,
     /// How long audit records are kept; `None` = forever.
     pub audit_retention: Option<std::time::Duration>,
+    /// Whether every HTTP request is logged.
+    pub access_log: bool,
 }
 
 macro_rules! merge {
@@ -582,7 +600,8 @@ impl ServeArgs {
             tezos_allow_list_known_keys,
             tezos_require_authentication,
             tezos_authorized_keys,
-            audit_retention_days
+            audit_retention_days,
+            access_log
         );
         let http_listen_host = m.http_listen_host.unwrap_or_else(|| "127.0.0.1".into());
         let require_authentication = m.tezos_require_authentication.unwrap_or(false);
@@ -647,6 +666,7 @@ impl ServeArgs {
                     )
                 }),
             tezos,
+            access_log: m.access_log.unwrap_or(false),
             audit_retention: match m.audit_retention_days.unwrap_or(90) {
                 0 => None,
                 days => Some(std::time::Duration::from_secs(days * 86_400)),

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod config;
 pub mod crypto;
 pub mod keys;
+pub mod logging;
 pub mod protection;
 pub mod server;
 

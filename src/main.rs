@@ -30,15 +30,10 @@ fn harden_process() {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    harden_process();
     let cli = Cli::parse();
+    palisade::logging::init(cli.logging_format, cli.log_file.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    harden_process();
     match cli.command {
         Command::Serve(args) => {
             let config = args.resolve()?;

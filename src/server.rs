@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer};
 
 use crate::api::tezos::{AuthorizedKeys, TezosState, read_authorized_keys};
@@ -11,6 +12,7 @@ use crate::api::{self, AppState};
 use crate::chain::eth2::network::NetworkConfig;
 use crate::config::ServeConfig;
 use crate::keys::KeyRegistry;
+use crate::logging;
 
 /// Everything `serve` prepared, before the listener starts.
 pub struct Prepared {
@@ -128,8 +130,13 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
 /// The bind or server error.
 pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<()> {
     let state = prepared.state;
-    let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
-        .bind((config.http_listen_host.as_str(), config.http_listen_port))?;
+    let access_log = config.access_log;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(Condition::new(access_log, from_fn(logging::access_log)))
+            .configure(api::configure(state.clone()))
+    })
+    .bind((config.http_listen_host.as_str(), config.http_listen_port))?;
     let addrs: Vec<SocketAddr> = server.addrs();
     for a in &addrs {
         tracing::info!(%a, "eth2 API listening");
@@ -138,9 +145,12 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
     let Some(tezos) = prepared.tezos else {
         return server.run().await;
     };
-    let tezos_server =
-        HttpServer::new(move || App::new().configure(api::tezos::configure(tezos.clone())))
-            .bind((config.tezos.listen_host.as_str(), config.tezos.listen_port))?;
+    let tezos_server = HttpServer::new(move || {
+        App::new()
+            .wrap(Condition::new(access_log, from_fn(logging::access_log)))
+            .configure(api::tezos::configure(tezos.clone()))
+    })
+    .bind((config.tezos.listen_host.as_str(), config.tezos.listen_port))?;
     for a in tezos_server.addrs() {
         tracing::info!(%a, "tezos API listening");
         println!("palisade tezos API listening on http://{a}");

@@ -107,7 +107,8 @@ impl Server {
         Self::start_with_env(data_dir, args, &[])
     }
 
-    /// As [`Server::start`], with extra environment variables.
+    /// As [`Server::start`], with extra environment variables (an empty value removes the
+    /// variable).
     pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_palisade"));
         cmd.arg("serve")
@@ -121,7 +122,11 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
-            cmd.env(k, v);
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let mut child = cmd.spawn().expect("start palisade");
         let stdout = child.stdout.take().unwrap();

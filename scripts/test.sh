@@ -18,6 +18,13 @@ if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/
   DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q softhsm2
 fi
 
+if ! command -v promtool >/dev/null; then
+  echo "== installing promtool for the metrics tests (apt-get install prometheus)"
+  as_root=(); [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends prometheus
+fi
+
 venv=$clients/python/.venv
 if [ ! -x "$venv/bin/python" ] || [ "$clients/python/requirements.txt" -nt "$venv/.installed" ]; then
   echo "== installing Python test clients (venv + pip)"

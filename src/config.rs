@@ -486,6 +486,15 @@ pub struct ServeArgs {
     /// on target `palisade::access` [default: false].
     #[arg(long, env = "PALISADE_ACCESS_LOG", num_args = 0..=1, default_missing_value = "true")]
     pub access_log: Option<bool>,
+    /// Serve Prometheus metrics at `/metrics` on their own listener [default: false].
+    #[arg(long, env = "PALISADE_METRICS_ENABLED", num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_enabled: Option<bool>,
+    /// Address of the metrics listener [default: the eth2 API's host].
+    #[arg(long, env = "PALISADE_METRICS_HOST")]
+    pub metrics_host: Option<String>,
+    /// Port of the metrics listener; 0 picks a free port [default: 9001].
+    #[arg(long, env = "PALISADE_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
 }
 
 /// Errors resolving the configuration.
@@ -558,6 +567,8 @@ pub struct ServeConfig {
     pub audit_retention: Option<std::time::Duration>,
     /// Whether every HTTP request is logged.
     pub access_log: bool,
+    /// `Some((host, port))` when the metrics listener is on.
+    pub metrics: Option<(String, u16)>,
 }
 
 macro_rules! merge {
@@ -601,7 +612,10 @@ impl ServeArgs {
             tezos_require_authentication,
             tezos_authorized_keys,
             audit_retention_days,
-            access_log
+            access_log,
+            metrics_enabled,
+            metrics_host,
+            metrics_port
         );
         let http_listen_host = m.http_listen_host.unwrap_or_else(|| "127.0.0.1".into());
         let require_authentication = m.tezos_require_authentication.unwrap_or(false);
@@ -641,6 +655,14 @@ impl ServeArgs {
                 data_dir.join("slashing-protection.sqlite").display()
             )
         });
+        let metrics = m.metrics_enabled.unwrap_or(false).then(|| {
+            (
+                m.metrics_host
+                    .clone()
+                    .unwrap_or_else(|| http_listen_host.clone()),
+                m.metrics_port.unwrap_or(9001),
+            )
+        });
         Ok(ServeConfig {
             http_listen_host,
             http_listen_port: m.http_listen_port.unwrap_or(9000),
@@ -667,6 +689,7 @@ impl ServeArgs {
                 }),
             tezos,
             access_log: m.access_log.unwrap_or(false),
+            metrics,
             audit_retention: match m.audit_retention_days.unwrap_or(90) {
                 0 => None,
                 days => Some(std::time::Duration::from_secs(days * 86_400)),
@@ -754,6 +777,15 @@ mod tests {
         assert_eq!(
             c.audit_retention,
             Some(std::time::Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(c.metrics, None, "metrics are off by default");
+        let on = ServeArgs {
+            metrics_enabled: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            on.resolve().unwrap().metrics,
+            Some(("127.0.0.1".into(), 9001))
         );
         let forever = ServeArgs {
             audit_retention_days: Some(0),

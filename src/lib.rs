@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod protection;
 pub mod server;
 

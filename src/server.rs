@@ -89,6 +89,7 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
         .register_validators(&keys.public_keys())
         .await
         .map_err(|e| e.to_string())?;
+    crate::metrics::METRICS.set_keys(&keys);
     let keys = Arc::new(keys);
     let tezos = if config.tezos.explicitly_enabled || keys.tezos_len() > 0 {
         let authorized_keys = if config.tezos.require_authentication {
@@ -142,8 +143,21 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
         tracing::info!(%a, "eth2 API listening");
         println!("palisade eth2 API listening on http://{a}");
     }
+    let mut servers = vec![server.run()];
+    if let Some((host, port)) = &config.metrics {
+        let metrics = HttpServer::new(|| App::new().configure(crate::metrics::configure))
+            .workers(1)
+            .bind((host.as_str(), *port))?;
+        for a in metrics.addrs() {
+            tracing::info!(%a, "metrics listening");
+            println!("palisade metrics listening on http://{a}");
+        }
+        servers.push(metrics.run());
+    }
     let Some(tezos) = prepared.tezos else {
-        return server.run().await;
+        return futures_util::future::try_join_all(servers)
+            .await
+            .map(|_| ());
     };
     let tezos_server = HttpServer::new(move || {
         App::new()
@@ -155,6 +169,8 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
         tracing::info!(%a, "tezos API listening");
         println!("palisade tezos API listening on http://{a}");
     }
-    let (eth2, tezos) = futures_util::future::join(server.run(), tezos_server.run()).await;
-    eth2.and(tezos)
+    servers.push(tezos_server.run());
+    futures_util::future::try_join_all(servers)
+        .await
+        .map(|_| ())
 }

@@ -9,8 +9,9 @@ use super::error::ApiError;
 use super::{AppState, MAX_BODY_BYTES};
 use crate::chain::eth2::request::{self, RequestError};
 use crate::keys::SignError;
-use crate::protection::ProtectedMessage;
-use crate::protection::audit::AuditEntry;
+use crate::metrics::{METRICS, prevented_reason};
+use crate::protection::audit::{AuditEntry, refusal_reason};
+use crate::protection::{ProtectedMessage, ProtectionError};
 
 /// Parses an identifier: `0x` + 96 hex characters (a 48-byte BLS public key).
 fn parse_identifier(id: &str) -> Result<[u8; 48], ApiError> {
@@ -57,6 +58,25 @@ pub async fn sign(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
+    let mut kind = "unknown";
+    let result = sign_inner(state, identifier, req, payload, &mut kind).await;
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => actix_web::ResponseError::status_code(e).as_u16(),
+    };
+    METRICS.request("eth2", kind, status, started.elapsed());
+    result
+}
+
+/// [`sign`] without the request metrics; sets `kind` to the request's type once parsed.
+async fn sign_inner(
+    state: web::Data<AppState>,
+    identifier: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+    kind: &mut &'static str,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
     let public_key = parse_identifier(&identifier)?;
     let signer = state
         .keys
@@ -66,6 +86,7 @@ pub async fn sign(
     let json: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(RequestError::NotJson(e.to_string())))?;
     let plan = request::plan(&json, &state.network)?;
+    *kind = plan.kind;
 
     let root: [u8; 32] = plan.signing_root.0;
     let audit = AuditEntry::eth2(&public_key, plan.kind, root)
@@ -80,19 +101,35 @@ pub async fn sign(
                 ProtectedMessage::Attestation { source, .. } => audit.with_source_epoch(source),
                 ProtectedMessage::Block { .. } => audit,
             };
-            let check = state.store.check_record_and_audit(
-                &public_key,
-                genesis_validators_root.0,
-                message,
-                root,
-                audit,
-            );
+            let check = async {
+                let t = Instant::now();
+                let d = state
+                    .store
+                    .check_record_and_audit(
+                        &public_key,
+                        genesis_validators_root.0,
+                        message,
+                        root,
+                        audit,
+                    )
+                    .await;
+                let unavailable = matches!(d, Err(ProtectionError::Unavailable(_)));
+                METRICS.db_call("eth2_check_and_record", t.elapsed(), unavailable);
+                d
+            };
             let (signature, decision) = tokio::join!(signing, check);
             match decision {
                 Ok(d) => {
+                    METRICS.eth2_permitted.with_label_values(&[plan.kind]).inc();
                     tracing::debug!(kind = plan.kind, decision = ?d, "slashing protection passed")
                 }
                 Err(e) => {
+                    if refusal_reason(&e).is_some() {
+                        METRICS
+                            .eth2_prevented
+                            .with_label_values(&[plan.kind, prevented_reason(&e)])
+                            .inc();
+                    }
                     tracing::warn!(kind = plan.kind, pubkey = %identifier, reason = %e, "signing refused");
                     return Err(e.into());
                 }
@@ -103,7 +140,10 @@ pub async fn sign(
             // No protection record: the audit entry alone is committed before release.
             let signature = signing.await;
             if signature.is_ok() {
-                state.store.append_audit(&audit).await?;
+                let t = Instant::now();
+                let appended = state.store.append_audit(&audit).await;
+                METRICS.db_call("audit_append", t.elapsed(), appended.is_err());
+                appended?;
             }
             signature
         }

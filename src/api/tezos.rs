@@ -25,6 +25,7 @@ use crate::chain::tezos::payload::{self, Payload, magic_byte_name};
 use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256};
 use crate::keys::tezos::TezosKey;
 use crate::keys::{KeyRegistry, SignError, on_pool};
+use crate::metrics::METRICS;
 use crate::protection::audit::AuditEntry;
 use crate::protection::watermark::{TezosWatermarkRequest, WatermarkDecision};
 use crate::protection::{ProtectionError, ProtectionStore};
@@ -230,11 +231,26 @@ async fn sign_on_pool(
     io_timeout: Option<std::time::Duration>,
     f: impl FnOnce() -> Result<Signature, SignError> + Send + 'static,
 ) -> Result<Signature, TezosError> {
+    let started = std::time::Instant::now();
     let outcome = match io_timeout {
         None => on_pool(f).await,
         Some(limit) => match tokio::time::timeout(limit, tokio::task::spawn_blocking(f)).await {
-            Ok(joined) => joined.ok(),
+            Ok(joined) => {
+                let failed = !matches!(joined, Ok(Ok(_)));
+                METRICS
+                    .hsm_duration
+                    .with_label_values(&["sign"])
+                    .observe(started.elapsed().as_secs_f64());
+                if failed {
+                    METRICS.hsm_errors.with_label_values(&["sign"]).inc();
+                }
+                joined.ok()
+            }
             Err(_) => {
+                METRICS
+                    .hsm_errors
+                    .with_label_values(&["sign_timeout"])
+                    .inc();
                 return Err(TezosError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "palisade.tezos.signing_backend",
@@ -301,6 +317,25 @@ pub async fn sign(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, TezosError> {
+    let started = std::time::Instant::now();
+    let mut kind = "unknown";
+    let result = sign_inner(state, pkh, req, body, &mut kind).await;
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.status.as_u16(),
+    };
+    METRICS.request("tezos", kind, status, started.elapsed());
+    result
+}
+
+/// [`sign`] without the request metrics; sets `kind` once the bytes are parsed.
+async fn sign_inner(
+    state: web::Data<TezosState>,
+    pkh: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+    kind_label: &mut &'static str,
+) -> Result<HttpResponse, TezosError> {
     let q: SignQuery = query(&req)?;
     let body = super::read_body(&req, body, MAX_BODY_BYTES).await?;
     let hex_str: String = serde_json::from_slice(&body).map_err(|e| {
@@ -325,6 +360,7 @@ pub async fn sign(
             Some(c) => c.kind.as_str(),
             None => audit_kind(magic),
         };
+        *kind_label = kind;
         let entry = AuditEntry::tezos(&key.pkh, kind, Some(blake2b_256(&data)))
             .with_caller(super::caller(&req));
         match &consensus {
@@ -341,6 +377,10 @@ pub async fn sign(
         key.policy.check(&parsed).err().map(|e| e.to_string())
     };
     if let Some(reason) = refused_by_policy {
+        METRICS
+            .policy_rejections
+            .with_label_values(&["tezos"])
+            .inc();
         // The refusal is answered even if it cannot be recorded.
         if let Err(e) = state.store.append_audit(&audit.refused(&reason)).await {
             tracing::warn!(reason = %e, "could not record a refusal in the audit log");
@@ -355,7 +395,10 @@ pub async fn sign(
     let released = match consensus {
         None => {
             // No high watermark: the audit entry alone is committed before release.
-            state.store.append_audit(&audit).await?;
+            let t = std::time::Instant::now();
+            let appended = state.store.append_audit(&audit).await;
+            METRICS.db_call("audit_append", t.elapsed(), appended.is_err());
+            appended?;
             signature
         }
         Some(c) => {
@@ -368,11 +411,23 @@ pub async fn sign(
                 payload_hash: watermark_hash(curve, version, &data),
                 signature: signature.as_bytes().to_vec(),
             };
-            match state
+            let t = std::time::Instant::now();
+            let decided = state
                 .store
                 .tezos_check_record_and_audit(&request, audit)
-                .await
-            {
+                .await;
+            METRICS.db_call(
+                "tezos_check_and_record",
+                t.elapsed(),
+                matches!(decided, Err(ProtectionError::Unavailable(_))),
+            );
+            if matches!(decided, Err(ProtectionError::Watermark(_))) {
+                METRICS
+                    .tezos_watermark_rejections
+                    .with_label_values(&[c.kind.as_str()])
+                    .inc();
+            }
+            match decided {
                 Ok(WatermarkDecision::SignAndRecord) => signature,
                 Ok(WatermarkDecision::Repeat(stored)) => Signature::from_raw(curve, &stored)
                     .map_err(|e| {

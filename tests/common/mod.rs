@@ -98,6 +98,8 @@ pub struct Server {
     stderr: mpsc::Receiver<String>,
     tezos_rx: std::sync::Mutex<mpsc::Receiver<String>>,
     tezos_url: std::sync::OnceLock<String>,
+    metrics_rx: std::sync::Mutex<mpsc::Receiver<String>>,
+    metrics_url: std::sync::OnceLock<String>,
 }
 
 impl Server {
@@ -133,11 +135,14 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let (url_tx, url_rx) = mpsc::channel();
         let (tezos_tx, tezos_rx) = mpsc::channel();
+        let (metrics_tx, metrics_rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
                     let tx = if line.contains("tezos API") {
                         &tezos_tx
+                    } else if line.contains("metrics") {
+                        &metrics_tx
                     } else {
                         &url_tx
                     };
@@ -167,7 +172,22 @@ impl Server {
             stderr: err_rx,
             tezos_rx: std::sync::Mutex::new(tezos_rx),
             tezos_url: std::sync::OnceLock::new(),
+            metrics_rx: std::sync::Mutex::new(metrics_rx),
+            metrics_url: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The metrics listener's `http://127.0.0.1:PORT` (waits for it to be announced).
+    pub fn metrics_url(&self) -> String {
+        self.metrics_url
+            .get_or_init(|| {
+                self.metrics_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("palisade did not announce its metrics listener")
+            })
+            .clone()
     }
 
     /// The Tezos listener's `http://127.0.0.1:PORT` (waits for it to be announced).

@@ -495,6 +495,26 @@ pub struct ServeArgs {
     /// Port of the metrics listener; 0 picks a free port [default: 9001].
     #[arg(long, env = "PALISADE_METRICS_PORT")]
     pub metrics_port: Option<u16>,
+    /// PEM certificate chain for TLS on every listener (with `--tls-key-file`).
+    #[arg(long, env = "PALISADE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "PALISADE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate issued by one of them.
+    #[arg(long, env = "PALISADE_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Comma-separated SHA-256 fingerprints (hex) of the client certificates allowed; with
+    /// `--tls-client-ca-file`, both must accept.
+    #[arg(long, env = "PALISADE_TLS_ALLOWED_CLIENT_FINGERPRINTS")]
+    pub tls_allowed_client_fingerprints: Option<String>,
+    /// Host header values accepted by the signing listeners (names without port,
+    /// comma-separated; `*` for any) [default: localhost,127.0.0.1,::1].
+    #[arg(long, env = "PALISADE_HTTP_HOST_ALLOWLIST")]
+    pub http_host_allowlist: Option<String>,
+    /// Origins allowed by CORS (comma-separated; `*` for any) [default: none].
+    #[arg(long, env = "PALISADE_HTTP_CORS_ORIGINS")]
+    pub http_cors_origins: Option<String>,
 }
 
 /// Errors resolving the configuration.
@@ -569,6 +589,12 @@ pub struct ServeConfig {
     pub access_log: bool,
     /// `Some((host, port))` when the metrics listener is on.
     pub metrics: Option<(String, u16)>,
+    /// TLS on every listener, when configured.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// Host header values the signing listeners accept.
+    pub host_allowlist: crate::tls::HostAllowlist,
+    /// CORS origins (`*` for any); empty: no cross-origin request is allowed.
+    pub cors_origins: Vec<String>,
 }
 
 macro_rules! merge {
@@ -615,7 +641,13 @@ impl ServeArgs {
             access_log,
             metrics_enabled,
             metrics_host,
-            metrics_port
+            metrics_port,
+            tls_cert_file,
+            tls_key_file,
+            tls_client_ca_file,
+            tls_allowed_client_fingerprints,
+            http_host_allowlist,
+            http_cors_origins
         );
         let http_listen_host = m.http_listen_host.unwrap_or_else(|| "127.0.0.1".into());
         let require_authentication = m.tezos_require_authentication.unwrap_or(false);
@@ -655,6 +687,51 @@ impl ServeArgs {
                 data_dir.join("slashing-protection.sqlite").display()
             )
         });
+        let tls = match (&m.tls_cert_file, &m.tls_key_file) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsSettings {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+                client_ca_file: m.tls_client_ca_file.clone(),
+                client_fingerprints: match &m.tls_allowed_client_fingerprints {
+                    Some(list) => crate::tls::parse_fingerprints(list).map_err(|reason| {
+                        ConfigError::Invalid {
+                            flag: "--tls-allowed-client-fingerprints",
+                            reason,
+                        }
+                    })?,
+                    None => Vec::new(),
+                },
+            }),
+            (None, None) => {
+                if m.tls_client_ca_file.is_some() || m.tls_allowed_client_fingerprints.is_some() {
+                    return Err(ConfigError::Invalid {
+                        flag: "--tls-client-ca-file",
+                        reason: "client authentication needs --tls-cert-file and --tls-key-file"
+                            .into(),
+                    });
+                }
+                None
+            }
+            _ => {
+                return Err(ConfigError::Invalid {
+                    flag: "--tls-cert-file",
+                    reason: "--tls-cert-file and --tls-key-file go together".into(),
+                });
+            }
+        };
+        let host_allowlist = crate::tls::HostAllowlist::parse(
+            m.http_host_allowlist
+                .as_deref()
+                .unwrap_or("localhost,127.0.0.1,::1"),
+        );
+        let cors_origins: Vec<String> = m
+            .http_cors_origins
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
         let metrics = m.metrics_enabled.unwrap_or(false).then(|| {
             (
                 m.metrics_host
@@ -690,6 +767,9 @@ impl ServeArgs {
             tezos,
             access_log: m.access_log.unwrap_or(false),
             metrics,
+            tls,
+            host_allowlist,
+            cors_origins,
             audit_retention: match m.audit_retention_days.unwrap_or(90) {
                 0 => None,
                 days => Some(std::time::Duration::from_secs(days * 86_400)),

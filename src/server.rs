@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::middleware::{Condition, from_fn};
-use actix_web::{App, HttpServer};
+use actix_web::{App, HttpServer, web};
 
 use crate::api::tezos::{AuthorizedKeys, TezosState, read_authorized_keys};
 use crate::api::{self, AppState};
@@ -123,34 +123,65 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
     })
 }
 
-/// Binds the eth2 listener (and the Tezos listener when prepared) and serves until
-/// SIGINT/SIGTERM. Prints `palisade eth2 API listening on http://ADDR` and `palisade tezos
-/// API listening on http://ADDR` once bound (tests read them for port 0).
+/// Binds a server on an address, with TLS when a rustls configuration is given.
+macro_rules! bind {
+    ($server:expr, $addr:expr, $tls:expr $(,)?) => {{
+        let server = $server;
+        match $tls {
+            None => server.bind($addr),
+            Some(config) => server.bind_rustls_0_23($addr, config.clone()),
+        }
+    }};
+}
+
+/// Binds the eth2 listener (and the Tezos and metrics listeners when configured) and serves
+/// until SIGINT/SIGTERM, over TLS when `--tls-cert-file` is given. Prints `palisade eth2 API
+/// listening on http(s)://ADDR`, `palisade tezos API listening on …` and `palisade metrics
+/// listening on …` once bound (tests read them for port 0).
 ///
 /// # Errors
-/// The bind or server error.
+/// The bind or server error, or a TLS file that cannot be used.
 pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<()> {
+    let tls = match &config.tls {
+        None => None,
+        Some(settings) => Some(
+            crate::tls::server_config(settings)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        ),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let state = prepared.state;
     let access_log = config.access_log;
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(Condition::new(access_log, from_fn(logging::access_log)))
-            .configure(api::configure(state.clone()))
-    })
-    .bind((config.http_listen_host.as_str(), config.http_listen_port))?;
+    let hosts = web::Data::new(config.host_allowlist.clone());
+    let cors_origins = config.cors_origins.clone();
+    let (eth2_hosts, eth2_cors) = (hosts.clone(), cors_origins.clone());
+    let server = bind!(
+        HttpServer::new(move || {
+            App::new()
+                .app_data(eth2_hosts.clone())
+                .wrap(Condition::new(access_log, from_fn(logging::access_log)))
+                .wrap(from_fn(crate::tls::host_guard))
+                .wrap(crate::tls::cors(&eth2_cors))
+                .configure(api::configure(state.clone()))
+        }),
+        (config.http_listen_host.as_str(), config.http_listen_port),
+        tls.as_ref(),
+    )?;
     let addrs: Vec<SocketAddr> = server.addrs();
     for a in &addrs {
         tracing::info!(%a, "eth2 API listening");
-        println!("palisade eth2 API listening on http://{a}");
+        println!("palisade eth2 API listening on {scheme}://{a}");
     }
     let mut servers = vec![server.run()];
     if let Some((host, port)) = &config.metrics {
-        let metrics = HttpServer::new(|| App::new().configure(crate::metrics::configure))
-            .workers(1)
-            .bind((host.as_str(), *port))?;
+        let metrics = bind!(
+            HttpServer::new(|| App::new().configure(crate::metrics::configure)).workers(1),
+            (host.as_str(), *port),
+            tls.as_ref(),
+        )?;
         for a in metrics.addrs() {
             tracing::info!(%a, "metrics listening");
-            println!("palisade metrics listening on http://{a}");
+            println!("palisade metrics listening on {scheme}://{a}");
         }
         servers.push(metrics.run());
     }
@@ -159,15 +190,21 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
             .await
             .map(|_| ());
     };
-    let tezos_server = HttpServer::new(move || {
-        App::new()
-            .wrap(Condition::new(access_log, from_fn(logging::access_log)))
-            .configure(api::tezos::configure(tezos.clone()))
-    })
-    .bind((config.tezos.listen_host.as_str(), config.tezos.listen_port))?;
+    let tezos_server = bind!(
+        HttpServer::new(move || {
+            App::new()
+                .app_data(hosts.clone())
+                .wrap(Condition::new(access_log, from_fn(logging::access_log)))
+                .wrap(from_fn(crate::tls::host_guard))
+                .wrap(crate::tls::cors(&cors_origins))
+                .configure(api::tezos::configure(tezos.clone()))
+        }),
+        (config.tezos.listen_host.as_str(), config.tezos.listen_port),
+        tls.as_ref(),
+    )?;
     for a in tezos_server.addrs() {
         tracing::info!(%a, "tezos API listening");
-        println!("palisade tezos API listening on http://{a}");
+        println!("palisade tezos API listening on {scheme}://{a}");
     }
     servers.push(tezos_server.run());
     futures_util::future::try_join_all(servers)

@@ -11,7 +11,7 @@ use crate::api::tezos::{AuthorizedKeys, TezosState, read_authorized_keys};
 use crate::api::{self, AppState};
 use crate::chain::eth2::network::NetworkConfig;
 use crate::config::ServeConfig;
-use crate::keys::KeyRegistry;
+use crate::keys::{KeyRegistry, Keys, Reloader};
 use crate::logging;
 
 /// Everything `serve` prepared, before the listener starts.
@@ -90,8 +90,13 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
         .await
         .map_err(|e| e.to_string())?;
     crate::metrics::METRICS.set_keys(&keys);
-    let keys = Arc::new(keys);
-    let tezos = if config.tezos.explicitly_enabled || keys.tezos_len() > 0 {
+    let keys = Arc::new(Keys::new(keys));
+    let reloader = Arc::new(Reloader::new(
+        config.keys.clone(),
+        keys.clone(),
+        store.clone(),
+    ));
+    let tezos = if config.tezos.explicitly_enabled || keys.current().tezos_len() > 0 {
         let authorized_keys = if config.tezos.require_authentication {
             let path = config
                 .tezos
@@ -117,6 +122,7 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
             keys,
             store,
             network: Arc::new(network),
+            reloader: Some(reloader),
         },
         tezos,
         key_load_ms,
@@ -151,6 +157,18 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let state = prepared.state;
+    if let Some(reloader) = state.reloader.clone() {
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        actix_web::rt::spawn(async move {
+            while hangup.recv().await.is_some() {
+                if reloader.start() {
+                    tracing::info!("SIGHUP: reloading keys");
+                } else {
+                    tracing::warn!("SIGHUP: a key reload is already running");
+                }
+            }
+        });
+    }
     let access_log = config.access_log;
     let hosts = web::Data::new(config.host_allowlist.clone());
     let cors_origins = config.cors_origins.clone();

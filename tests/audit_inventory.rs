@@ -392,11 +392,14 @@ async fn inventory_is_loopback_only() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
     let state = AppState {
-        keys: Arc::new(palisade::keys::KeyRegistry::default()),
+        keys: Arc::new(palisade::keys::Keys::new(
+            palisade::keys::KeyRegistry::default(),
+        )),
         store: palisade::protection::open(&url, 1).await.unwrap(),
         network: Arc::new(
             palisade::chain::eth2::network::NetworkConfig::from_name_or_path("mainnet").unwrap(),
         ),
+        reloader: None,
     };
     let app = test::init_service(App::new().configure(api::configure(state))).await;
     for (peer, want) in [
@@ -419,5 +422,13 @@ async fn inventory_is_loopback_only() {
         } else {
             assert_eq!(body["keys"], json!([]));
         }
+        // Reloading is loopback-only too (this app has no reloader: 400 on loopback).
+        let req = test::TestRequest::post()
+            .uri("/reload")
+            .peer_addr(peer.parse().unwrap())
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        let expected = if want == 403 { 403 } else { 400 };
+        assert_eq!(resp.status().as_u16(), expected, "{peer}");
     }
 }

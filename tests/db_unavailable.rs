@@ -149,9 +149,12 @@ fn outage_gives_503_and_no_signature_then_recovers() {
             down: flag,
         };
         let state = AppState {
-            keys: Arc::new(KeyRegistry::from_signers(vec![key])),
+            keys: Arc::new(palisade::keys::Keys::new(KeyRegistry::from_signers(vec![
+                key,
+            ]))),
             store: Arc::new(store),
             network: Arc::new(NetworkConfig::from_name_or_path("mainnet").unwrap()),
+            reloader: None,
         };
         move |cfg: &mut actix_web::web::ServiceConfig| api::configure(state.clone())(cfg)
     });
@@ -231,7 +234,10 @@ fn tezos_outage_gives_503_and_moves_no_watermark() {
             down: flag,
         };
         let state = TezosState {
-            keys: Arc::new(KeyRegistry::from_parts(vec![], vec![tezos_key])),
+            keys: Arc::new(palisade::keys::Keys::new(KeyRegistry::from_parts(
+                vec![],
+                vec![tezos_key],
+            ))),
             store: Arc::new(store),
             magic_bytes: palisade::chain::tezos::payload::KNOWN_MAGIC_BYTES.to_vec(),
             allow_list_known_keys: false,

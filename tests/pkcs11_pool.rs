@@ -97,7 +97,7 @@ fn session_pool_serves_concurrent_requests_and_recovers_from_closed_sessions() {
     let db_url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
     let url = common::serve_in_process(move || async move {
         let state = TezosState {
-            keys: Arc::new(registry),
+            keys: Arc::new(palisade::keys::Keys::new(registry)),
             store: Arc::new(SqliteStore::open(&db_url).await.unwrap()),
             magic_bytes: palisade::chain::tezos::payload::KNOWN_MAGIC_BYTES.to_vec(),
             allow_list_known_keys: false,

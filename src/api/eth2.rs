@@ -80,6 +80,7 @@ async fn sign_inner(
     let public_key = parse_identifier(&identifier)?;
     let signer = state
         .keys
+        .current()
         .get(&public_key)
         .ok_or_else(|| ApiError::UnknownKey(identifier.to_string()))?;
     let body = super::read_body(&req, payload, MAX_BODY_BYTES).await?;
@@ -168,6 +169,7 @@ async fn sign_inner(
 pub async fn public_keys(state: web::Data<AppState>) -> HttpResponse {
     let keys: Vec<String> = state
         .keys
+        .current()
         .public_keys()
         .iter()
         .map(|k| format!("0x{}", hex::encode(k)))

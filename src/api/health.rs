@@ -16,8 +16,9 @@ pub async fn upcheck() -> HttpResponse {
 /// `tezos-keys-loaded` and `error-count` and is DOWN when any key failed to load; the slashing-protection check is
 /// DOWN when the database does not answer. 200 when all are UP, 503 otherwise.
 pub async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
-    let loaded = state.keys.len();
-    let errors = state.keys.errors().len();
+    let keys = state.keys.current();
+    let loaded = keys.len();
+    let errors = keys.errors().len();
     let keys_up = errors == 0;
     let db = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
     let db_up = matches!(db, Ok(Ok(())));
@@ -34,7 +35,7 @@ pub async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
                     "status": status(keys_up),
                     "data": {
                         "keys-loaded": loaded,
-                        "tezos-keys-loaded": state.keys.tezos_len(),
+                        "tezos-keys-loaded": keys.tezos_len(),
                         "error-count": errors
                     }
                 }]

@@ -59,8 +59,9 @@ pub async fn inventory(state: &AppState) -> Inventory {
             .iter()
             .find(|a| Some(a.chain) == chain && Some(a.key.as_str()) == key)
     };
+    let registry = state.keys.current();
     let mut keys = Vec::new();
-    for info in state.keys.inventory() {
+    for info in registry.inventory() {
         let act = find(Some(info.chain), Some(&info.key));
         keys.push(InventoryEntry {
             chain: Some(info.chain),
@@ -76,7 +77,7 @@ pub async fn inventory(state: &AppState) -> Inventory {
             key: Some(info.key),
         });
     }
-    for f in state.keys.failed() {
+    for f in registry.failed() {
         let act = find(f.chain, f.key.as_deref());
         keys.push(InventoryEntry {
             chain: f.chain,

@@ -4,6 +4,7 @@ pub mod error;
 pub mod eth2;
 pub mod health;
 pub mod inventory;
+pub mod reload;
 pub mod tezos;
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use actix_web::web;
 
 use crate::chain::eth2::network::NetworkConfig;
-use crate::keys::KeyRegistry;
+use crate::keys::{Keys, Reloader};
 use crate::protection::ProtectionStore;
 
 /// Largest request body accepted by the eth2 API: 1 MiB.
@@ -68,12 +69,14 @@ pub fn caller(req: &actix_web::HttpRequest) -> Option<String> {
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// Loaded keys.
-    pub keys: Arc<KeyRegistry>,
+    /// The keys being served (swapped whole by a reload).
+    pub keys: Arc<Keys>,
     /// The slashing-protection record.
     pub store: Arc<dyn ProtectionStore>,
     /// Fork schedule and preset.
     pub network: Arc<NetworkConfig>,
+    /// Reloads the keys (`POST /reload`); `None`: reloading is not offered.
+    pub reloader: Option<Arc<Reloader>>,
 }
 
 /// Registers the eth2 signing API and health routes on an actix app.
@@ -95,6 +98,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::get().to(eth2::high_watermark),
             )
             .route("/api/v1/keys", web::get().to(inventory::keys))
+            .route("/reload", web::post().to(reload::start))
+            .route("/reload", web::get().to(reload::status))
             .route("/upcheck", web::get().to(health::upcheck))
             .route("/healthcheck", web::get().to(health::healthcheck))
             .default_service(web::to(|| async {

@@ -24,7 +24,7 @@ use crate::chain::tezos::authentication_message;
 use crate::chain::tezos::payload::{self, Payload, magic_byte_name};
 use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256};
 use crate::keys::tezos::TezosKey;
-use crate::keys::{KeyRegistry, SignError, on_pool};
+use crate::keys::{Keys, SignError, on_pool};
 use crate::metrics::METRICS;
 use crate::protection::audit::AuditEntry;
 use crate::protection::watermark::{TezosWatermarkRequest, WatermarkDecision};
@@ -40,8 +40,8 @@ pub const DEFAULT_SIGNATURE_VERSION: u8 = 2;
 /// What the Tezos handlers share.
 #[derive(Clone)]
 pub struct TezosState {
-    /// Loaded keys (the Tezos part is used here).
-    pub keys: Arc<KeyRegistry>,
+    /// The keys being served (the Tezos part is used here).
+    pub keys: Arc<Keys>,
     /// Where the high watermarks live.
     pub store: Arc<dyn ProtectionStore>,
     /// Magic bytes signed at all (`--tezos-magic-bytes`).
@@ -174,6 +174,7 @@ fn query<T: for<'de> Deserialize<'de>>(req: &HttpRequest) -> Result<T, TezosErro
 fn key(state: &TezosState, pkh: &str) -> Result<Arc<TezosKey>, TezosError> {
     state
         .keys
+        .current()
         .tezos(pkh)
         .ok_or_else(|| TezosError::unknown_key(pkh))
 }
@@ -476,7 +477,8 @@ pub async fn known_keys(state: web::Data<TezosState>) -> Result<HttpResponse, Te
             "listing known keys is disabled (--tezos-allow-list-known-keys)",
         ));
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "known_keys": state.keys.tezos_pkhs() })))
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "known_keys": state.keys.current().tezos_pkhs() })))
 }
 
 /// `GET /bls_prove_possession/{pkh}[?bls_pk=BLpk…]`: a proof of possession of the key (or of

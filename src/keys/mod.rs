@@ -9,6 +9,7 @@ pub mod eip2335;
 pub mod key_config;
 pub mod keystore_writer;
 pub mod pkcs11;
+pub mod reload;
 pub mod tezos;
 
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ use crate::chain::tezos::policy::Policy;
 use crate::crypto::bls::SecretKey;
 use crate::protection::audit::{Chain, now_ms};
 use tezos::TezosKey;
+
+pub use reload::{Keys, Reloader};
 
 /// A key that can sign a 32-byte signing root. Implemented by in-memory keys here and by
 /// HSM-held keys elsewhere.

@@ -255,6 +255,11 @@ impl Server {
         (r.status().as_u16(), r.text().unwrap())
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server (SIGKILL: nothing after the last commit is assumed).
     pub fn stop(mut self) {
         self.kill();

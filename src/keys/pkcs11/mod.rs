@@ -300,6 +300,17 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// Tokens opened (or that failed to open) by this process, by (module, token).
+static TOKENS: OnceLock<Mutex<OpenTokens>> = OnceLock::new();
+
+/// Forgets the tokens that failed to open, so that the next [`Token::open`] tries them again
+/// (a key reload: the operator may have fixed the PIN file). Open tokens are kept.
+pub fn forget_failed_tokens() {
+    if let Some(tokens) = TOKENS.get() {
+        tokens.lock().retain(|_, t| t.is_ok());
+    }
+}
+
 impl Token {
     /// Opens (or returns the already open) token named by `r`, and checks the PIN by logging
     /// in one session.
@@ -307,7 +318,6 @@ impl Token {
     /// # Errors
     /// [`HsmError`]: module not loadable, no such token, PIN unreadable or refused.
     pub fn open(r: &TokenRef) -> Result<Arc<Token>, HsmError> {
-        static TOKENS: OnceLock<Mutex<OpenTokens>> = OnceLock::new();
         let mut tokens = TOKENS.get_or_init(Default::default).lock();
         let id = (r.module.clone(), r.token.clone());
         match tokens.get(&id) {

@@ -515,6 +515,14 @@ pub struct ServeArgs {
     /// Origins allowed by CORS (comma-separated; `*` for any) [default: none].
     #[arg(long, env = "PALISADE_HTTP_CORS_ORIGINS")]
     pub http_cors_origins: Option<String>,
+    /// Serve the Ethereum Keymanager API (`/eth/v1/keystores`) with bearer-token
+    /// authentication; imported keystores are written under `--key-config-path` [default: false].
+    #[arg(long, env = "PALISADE_KEY_MANAGER_API_ENABLED", num_args = 0..=1, default_missing_value = "true")]
+    pub key_manager_api_enabled: Option<bool>,
+    /// File holding the Keymanager API bearer token [default: <data-dir>/api-token.txt, made
+    /// with a random token at first start].
+    #[arg(long, env = "PALISADE_KEY_MANAGER_API_TOKEN_FILE")]
+    pub key_manager_api_token_file: Option<PathBuf>,
 }
 
 /// Errors resolving the configuration.
@@ -595,6 +603,8 @@ pub struct ServeConfig {
     pub host_allowlist: crate::tls::HostAllowlist,
     /// CORS origins (`*` for any); empty: no cross-origin request is allowed.
     pub cors_origins: Vec<String>,
+    /// `Some(token file)` when the Keymanager API is on.
+    pub key_manager_token_file: Option<PathBuf>,
 }
 
 macro_rules! merge {
@@ -647,7 +657,9 @@ impl ServeArgs {
             tls_client_ca_file,
             tls_allowed_client_fingerprints,
             http_host_allowlist,
-            http_cors_origins
+            http_cors_origins,
+            key_manager_api_enabled,
+            key_manager_api_token_file
         );
         let http_listen_host = m.http_listen_host.unwrap_or_else(|| "127.0.0.1".into());
         let require_authentication = m.tezos_require_authentication.unwrap_or(false);
@@ -732,6 +744,21 @@ impl ServeArgs {
             .map(|o| o.trim().to_string())
             .filter(|o| !o.is_empty())
             .collect();
+        let key_manager_token_file = if m.key_manager_api_enabled.unwrap_or(false) {
+            if m.key_config_path.is_none() {
+                return Err(ConfigError::Invalid {
+                    flag: "--key-manager-api-enabled",
+                    reason: "needs --key-config-path: imported keystores are written there".into(),
+                });
+            }
+            Some(
+                m.key_manager_api_token_file
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("api-token.txt")),
+            )
+        } else {
+            None
+        };
         let metrics = m.metrics_enabled.unwrap_or(false).then(|| {
             (
                 m.metrics_host
@@ -770,6 +797,7 @@ impl ServeArgs {
             tls,
             host_allowlist,
             cors_origins,
+            key_manager_token_file,
             audit_retention: match m.audit_retention_days.unwrap_or(90) {
                 0 => None,
                 days => Some(std::time::Duration::from_secs(days * 86_400)),

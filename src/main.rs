@@ -641,9 +641,9 @@ async fn keys_list(url: &str, format: &str) -> anyhow::Result<()> {
             parts.push(text(&last["time"]));
             parts.join(" ")
         };
-        let status = match k["reason"].as_str() {
-            Some(r) => format!("failed: {r}"),
-            None => text(&k["status"]),
+        let status = match (k["status"].as_str(), k["reason"].as_str()) {
+            (Some("failed"), Some(r)) => format!("failed: {r}"),
+            _ => text(&k["status"]),
         };
         rows.push([
             text(&k["chain"]),

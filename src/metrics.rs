@@ -282,7 +282,7 @@ fn status_label(status: u16) -> &'static str {
 }
 
 /// Every `reason` of `eth2_slashingprotection_prevented_signings_total`.
-const PREVENTED_REASONS: [&str; 8] = [
+const PREVENTED_REASONS: [&str; 9] = [
     "double_block",
     "double_vote",
     "surround_vote",
@@ -291,6 +291,7 @@ const PREVENTED_REASONS: [&str; 8] = [
     "high_watermark",
     "genesis_mismatch",
     "out_of_range",
+    "disabled",
 ];
 
 /// The label of an eth2 slashing-protection refusal.
@@ -312,6 +313,7 @@ pub fn prevented_reason(e: &crate::protection::ProtectionError) -> &'static str 
         },
         ProtectionError::GenesisMismatch { .. } => "genesis_mismatch",
         ProtectionError::OutOfRange(_) => "out_of_range",
+        ProtectionError::Disabled(_) => "disabled",
         _ => "other",
     }
 }

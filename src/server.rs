@@ -171,16 +171,39 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
     }
     let access_log = config.access_log;
     let hosts = web::Data::new(config.host_allowlist.clone());
+    let keymanager = match &config.key_manager_token_file {
+        None => None,
+        Some(file) => {
+            let token = Arc::new(
+                crate::api::keymanager::ApiToken::load_or_create(file)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            );
+            let dir = config.keys.key_config_path.clone().unwrap_or_default();
+            tracing::info!(token_file = %file.display(), "Keymanager API enabled");
+            Some((
+                web::Data::from(token.clone()),
+                web::Data::new(crate::api::keymanager::KeymanagerState {
+                    token,
+                    key_config_dir: dir,
+                }),
+            ))
+        }
+    };
     let cors_origins = config.cors_origins.clone();
     let (eth2_hosts, eth2_cors) = (hosts.clone(), cors_origins.clone());
     let server = bind!(
         HttpServer::new(move || {
-            App::new()
+            let mut app = App::new()
                 .app_data(eth2_hosts.clone())
                 .wrap(Condition::new(access_log, from_fn(logging::access_log)))
                 .wrap(from_fn(crate::tls::host_guard))
-                .wrap(crate::tls::cors(&eth2_cors))
-                .configure(api::configure(state.clone()))
+                .wrap(crate::tls::cors(&eth2_cors));
+            if let Some((token, km)) = &keymanager {
+                app = app
+                    .app_data(token.clone())
+                    .configure(api::keymanager::configure(km.clone()));
+            }
+            app.configure(api::configure(state.clone()))
         }),
         (config.http_listen_host.as_str(), config.http_listen_port),
         tls.as_ref(),

@@ -60,6 +60,14 @@ impl ProtectionStore for Flaky {
             .check_record_and_audit(pk, gvr, m, root, audit)
             .await
     }
+    async fn set_enabled(&self, keys: &[[u8; 48]], enabled: bool) -> Result<(), ProtectionError> {
+        self.check()?;
+        self.inner.set_enabled(keys, enabled).await
+    }
+    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
+        self.check()?;
+        self.inner.disabled_validators().await
+    }
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
         self.check()?;
         self.inner.append_audit(entry).await

@@ -584,3 +584,75 @@ fn audit_rows_match_decisions_sqlite() {
 fn audit_rows_match_decisions_postgres() {
     audit_rows_match_decisions(Backend::Postgres);
 }
+
+/// A disabled validator is refused (and the refusal audited) until it is enabled again; its
+/// records are kept.
+fn disabled_validators_are_refused(backend: Backend) {
+    use palisade::protection::audit::AuditDecision;
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(db) = fresh_db(backend, tmp.path()) else {
+        return;
+    };
+    let rt = rt();
+    let store = open(&db, &rt);
+    let (pk, gvr) = ([9u8; 48], [4u8; 32]);
+    rt.block_on(store.check_and_record(&pk, gvr, ProtectedMessage::Block { slot: 1 }, [1; 32]))
+        .unwrap();
+    rt.block_on(store.set_enabled(&[pk], false)).unwrap();
+    let refused =
+        rt.block_on(store.check_and_record(&pk, gvr, ProtectedMessage::Block { slot: 2 }, [2; 32]));
+    assert!(
+        matches!(refused, Err(ProtectionError::Disabled(_))),
+        "{refused:?}"
+    );
+    let refused = rt.block_on(store.check_and_record(
+        &pk,
+        gvr,
+        ProtectedMessage::Attestation {
+            source: 1,
+            target: 2,
+        },
+        [3; 32],
+    ));
+    assert!(
+        matches!(refused, Err(ProtectionError::Disabled(_))),
+        "{refused:?}"
+    );
+    let history = rt.block_on(store.history(&pk)).unwrap();
+    assert_eq!(history.blocks.len(), 1, "records kept, nothing added");
+    assert!(history.attestations.is_empty());
+    let audit = rt
+        .block_on(store.audit_records(0, i64::MAX, 0, 100))
+        .unwrap();
+    let refusals = audit
+        .iter()
+        .filter(|r| r.entry.decision == AuditDecision::Refused)
+        .count();
+    assert_eq!(refusals, 2);
+    // Disabling an unknown validator registers it disabled.
+    let other = [10u8; 48];
+    rt.block_on(store.set_enabled(&[other], false)).unwrap();
+    assert!(rt.block_on(store.validators()).unwrap().contains(&other));
+    let refused = rt.block_on(store.check_and_record(
+        &other,
+        gvr,
+        ProtectedMessage::Block { slot: 5 },
+        [5; 32],
+    ));
+    assert!(matches!(refused, Err(ProtectionError::Disabled(_))));
+    rt.block_on(store.set_enabled(&[pk, other], true)).unwrap();
+    rt.block_on(store.check_and_record(&pk, gvr, ProtectedMessage::Block { slot: 2 }, [2; 32]))
+        .unwrap();
+    rt.block_on(store.check_and_record(&other, gvr, ProtectedMessage::Block { slot: 5 }, [5; 32]))
+        .unwrap();
+}
+
+#[test]
+fn disabled_validators_are_refused_sqlite() {
+    disabled_validators_are_refused(Backend::Sqlite);
+}
+
+#[test]
+fn disabled_validators_are_refused_postgres() {
+    disabled_validators_are_refused(Backend::Postgres);
+}

@@ -16,6 +16,9 @@ pub enum ApiError {
     /// 400: anything else the client got wrong (message given).
     #[error("{0}")]
     Invalid(String),
+    /// 401: no bearer token (Keymanager API).
+    #[error("{0}")]
+    Unauthorized(String),
     /// 403: not allowed for this client.
     #[error("{0}")]
     Forbidden(String),
@@ -51,13 +54,14 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::UnknownKey(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Protection(p) => match p {
-                ProtectionError::Slashable(_) | ProtectionError::GenesisMismatch { .. } => {
-                    StatusCode::PRECONDITION_FAILED
-                }
+                ProtectionError::Slashable(_)
+                | ProtectionError::GenesisMismatch { .. }
+                | ProtectionError::Disabled(_) => StatusCode::PRECONDITION_FAILED,
                 ProtectionError::OutOfRange(_) | ProtectionError::Import(_) => {
                     StatusCode::BAD_REQUEST
                 }

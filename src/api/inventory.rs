@@ -22,7 +22,8 @@ pub struct InventoryEntry {
     pub backend: Option<String>,
     /// The keystore or key config file.
     pub source: String,
-    /// `active` or `failed`.
+    /// `active`, `disabled` (loaded here but disabled in the protection database: blocks and
+    /// attestations are refused) or `failed`.
     pub status: &'static str,
     /// Why it failed to load.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,6 +55,14 @@ pub async fn inventory(state: &AppState) -> Inventory {
         Ok(a) => (a, None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
+    let disabled: std::collections::HashSet<String> = state
+        .store
+        .disabled_validators()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|k| format!("0x{}", hex::encode(k)))
+        .collect();
     let find = |chain: Option<Chain>, key: Option<&str>| -> Option<&KeyActivity> {
         activity
             .iter()
@@ -68,8 +77,16 @@ pub async fn inventory(state: &AppState) -> Inventory {
             public_key: info.public_key.clone(),
             backend: Some(info.backend.clone()),
             source: info.source.display().to_string(),
-            status: "active",
-            reason: None,
+            status: if disabled.contains(&info.key) {
+                "disabled"
+            } else {
+                "active"
+            },
+            reason: disabled.contains(&info.key).then(|| {
+                "disabled in the slashing protection database (deleted through the Keymanager \
+                 API); blocks and attestations are refused"
+                    .to_string()
+            }),
             loaded_at: Some(rfc3339_ms(info.loaded_at_ms)),
             last_signed: act.and_then(|a| a.last_signed.clone()),
             signed: act.map_or(0, |a| a.signed),
@@ -101,14 +118,10 @@ pub async fn inventory(state: &AppState) -> Inventory {
 
 /// `GET /api/v1/keys`: every configured key with its chain, key, backend, status (`active`,
 /// or `failed` with the reason), load time, last signed message and lifetime counts of signed
-/// and refused requests. Answers loopback clients only (403 otherwise): the inventory names
-/// files and backends that are not for the validator clients on the network.
+/// and refused requests. Answers loopback clients only (403 otherwise), or, with the Keymanager
+/// API on, clients presenting its bearer token: the inventory names files and backends that
+/// are not for the validator clients on the network.
 pub async fn keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-    if !loopback {
-        return Err(ApiError::Forbidden(
-            "the key inventory is served to loopback clients only".into(),
-        ));
-    }
+    super::admin_allowed(&req, "the key inventory")?;
     Ok(HttpResponse::Ok().json(inventory(&state).await))
 }

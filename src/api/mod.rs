@@ -4,6 +4,7 @@ pub mod error;
 pub mod eth2;
 pub mod health;
 pub mod inventory;
+pub mod keymanager;
 pub mod reload;
 pub mod tezos;
 
@@ -14,6 +15,7 @@ use actix_web::web;
 use crate::chain::eth2::network::NetworkConfig;
 use crate::keys::{Keys, Reloader};
 use crate::protection::ProtectionStore;
+use error::ApiError;
 
 /// Largest request body accepted by the eth2 API: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -64,6 +66,24 @@ pub async fn read_body(
 /// audit trail.
 pub fn caller(req: &actix_web::HttpRequest) -> Option<String> {
     req.peer_addr().map(|a| a.ip().to_string())
+}
+
+/// Admin routes (`/api/v1/keys`, `/reload`): with the Keymanager API on, any client presenting
+/// its bearer token; otherwise loopback clients only.
+///
+/// # Errors
+/// [`ApiError::Forbidden`] or [`ApiError::Unauthorized`].
+pub fn admin_allowed(req: &actix_web::HttpRequest, what: &str) -> Result<(), ApiError> {
+    if let Some(token) = req.app_data::<web::Data<keymanager::ApiToken>>() {
+        return keymanager::authorize(req, token);
+    }
+    if req.peer_addr().is_some_and(|a| a.ip().is_loopback()) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "{what} is served to loopback clients only (or with the Keymanager API token)"
+        )))
+    }
 }
 
 /// What every handler shares.

@@ -1,4 +1,5 @@
-//! `POST /reload` and `GET /reload` (loopback clients only; SIGHUP does the same).
+//! `POST /reload` and `GET /reload` (loopback clients, or the Keymanager API token; SIGHUP
+//! does the same).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -6,13 +7,7 @@ use super::AppState;
 use super::error::ApiError;
 
 fn loopback_only(req: &HttpRequest) -> Result<(), ApiError> {
-    if req.peer_addr().is_some_and(|a| a.ip().is_loopback()) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "reloading is offered to loopback clients only (or send SIGHUP)".into(),
-        ))
-    }
+    super::admin_allowed(req, "reloading")
 }
 
 /// `POST /reload`: starts loading the keys again from the configured keystores and key config

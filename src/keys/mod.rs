@@ -210,6 +210,41 @@ impl KeyRegistry {
         &self.failed
     }
 
+    /// Inventory data of one loaded key (`0x`-hex eth2 public key or Tezos pkh).
+    pub fn info(&self, key: &str) -> Option<&KeyInfo> {
+        self.info.get(key)
+    }
+
+    fn clone_parts(&self) -> KeyRegistry {
+        KeyRegistry {
+            keys: self.keys.clone(),
+            tezos: self.tezos.clone(),
+            errors: self.errors.clone(),
+            info: self.info.clone(),
+            failed: self.failed.clone(),
+        }
+    }
+
+    /// This registry plus eth2 keys loaded at run time (Keymanager import).
+    pub fn with_eth2(&self, added: Vec<(Arc<dyn Signer>, KeyInfo)>) -> KeyRegistry {
+        let mut r = self.clone_parts();
+        for (signer, info) in added {
+            r.keys.insert(signer.public_key(), signer);
+            r.info.insert(info.key.clone(), info);
+        }
+        r
+    }
+
+    /// This registry without the given eth2 keys (Keymanager delete).
+    pub fn without_eth2(&self, removed: &[[u8; 48]]) -> KeyRegistry {
+        let mut r = self.clone_parts();
+        for pk in removed {
+            r.keys.remove(pk);
+            r.info.remove(&format!("0x{}", hex::encode(pk)));
+        }
+        r
+    }
+
     /// The Tezos key with this public key hash (`tz1…`–`tz4…`).
     pub fn tezos(&self, pkh: &str) -> Option<Arc<TezosKey>> {
         self.tezos.get(pkh).cloned()

@@ -195,6 +195,7 @@ pub fn refusal_reason(e: &ProtectionError) -> Option<String> {
         ProtectionError::Slashable(_)
         | ProtectionError::Watermark(_)
         | ProtectionError::GenesisMismatch { .. }
+        | ProtectionError::Disabled(_)
         | ProtectionError::OutOfRange(_) => Some(e.to_string()),
         ProtectionError::Import(_) | ProtectionError::Unavailable(_) => None,
     }

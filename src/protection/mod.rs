@@ -35,6 +35,10 @@ pub enum ProtectionError {
     /// The request's genesis validators root is not the one the database is bound to (HTTP 412).
     #[error("genesis validators root {requested} does not match the database's {bound}")]
     GenesisMismatch { requested: String, bound: String },
+    /// The validator is disabled in the database (its key was deleted through the Keymanager
+    /// API here or on another instance sharing the database) (HTTP 412).
+    #[error("validator {0} is disabled in the slashing protection database")]
+    Disabled(String),
     /// A slot or epoch beyond what the database can order (2^63 − 1) (HTTP 400).
     #[error("{0} is too large to record (at most 2^63 - 1)")]
     OutOfRange(&'static str),
@@ -247,6 +251,25 @@ pub trait ProtectionStore: Send + Sync {
         pkh: &str,
         kind: ConsensusKind,
     ) -> Result<Option<TezosMark>, ProtectionError>;
+
+    /// Enables or disables validators (registering unknown ones). A disabled validator's
+    /// blocks and attestations are refused with [`ProtectionError::Disabled`] by every instance
+    /// sharing the database; its records stay and still protect it. Serialised with
+    /// check-and-record per validator, so no record commits after a disable returns.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`].
+    async fn set_enabled(
+        &self,
+        public_keys: &[[u8; 48]],
+        enabled: bool,
+    ) -> Result<(), ProtectionError>;
+
+    /// The 48-byte public keys of the validators that are disabled, sorted.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`].
+    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError>;
 
     /// A cheap round trip to the database, for health checks.
     ///

@@ -768,6 +768,47 @@ impl ProtectionStore for PostgresStore {
         Ok(())
     }
 
+    async fn set_enabled(
+        &self,
+        public_keys: &[[u8; 48]],
+        enabled: bool,
+    ) -> Result<(), ProtectionError> {
+        let keys: Vec<Vec<u8>> = public_keys.iter().map(|k| k.to_vec()).collect();
+        let mut tries = 0;
+        loop {
+            let attempt = async {
+                let mut tx = self.pool.begin().await?;
+                let ids: Vec<i64> = Self::upsert_validators(&mut tx, &keys)
+                    .await?
+                    .into_values()
+                    .collect();
+                // The check-and-record of these validators holds the same locks, so no record
+                // commits after this update does.
+                Self::lock_validators(&mut tx, &ids).await?;
+                sqlx::query("UPDATE validators SET enabled = $2 WHERE id = ANY($1)")
+                    .bind(&ids)
+                    .bind(enabled)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(e) if tries + 1 < MAX_RETRIES && retryable(&e) => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT public_key FROM validators WHERE NOT enabled ORDER BY public_key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(|k| k.try_into().ok()).collect())
+    }
+
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
         let mut tries = 0;
         loop {
@@ -932,6 +973,20 @@ mod batch {
         let live: Vec<usize> = (0..batch.len()).filter(|i| answers[*i].is_none()).collect();
         let ids: Vec<i64> = live.iter().map(|i| batch[*i].validator).collect();
         PostgresStore::lock_validators(&mut tx, &ids).await?;
+        // Validators disabled (under the locks just taken) are refused.
+        let disabled: std::collections::HashSet<i64> =
+            sqlx::query_scalar("SELECT id FROM validators WHERE id = ANY($1) AND NOT enabled")
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        for i in &live {
+            if disabled.contains(&batch[*i].validator) {
+                answers[*i] = Some(Err(ProtectionError::Disabled(batch[*i].audit.key.clone())));
+            }
+        }
+        let live: Vec<usize> = live.into_iter().filter(|i| answers[*i].is_none()).collect();
         let high = PostgresStore::high(&mut tx).await?;
 
         let mut watermarks: HashMap<i64, LowWatermarks> = HashMap::new();

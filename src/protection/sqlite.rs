@@ -151,7 +151,13 @@ impl SqliteStore {
             Some(id) => id,
             None => Self::validator_id(&mut tx, public_key).await?,
         };
-        let (watermarks, high) = Self::limits(&mut tx, validator).await?;
+        let (watermarks, high, enabled) = Self::limits(&mut tx, validator).await?;
+        if !enabled {
+            return Err(ProtectionError::Disabled(format!(
+                "0x{}",
+                hex::encode(public_key)
+            )));
+        }
         let decision = match message {
             ProtectedMessage::Block { slot } => {
                 let db_slot = to_db(slot, "slot")?;
@@ -267,17 +273,19 @@ impl SqliteStore {
         })
     }
 
-    /// The validator's low watermarks and the global high watermark, in one statement (each
-    /// statement of the signing transaction costs a round trip to SQLite's worker thread).
+    /// The validator's low watermarks, the global high watermark and whether the validator
+    /// is enabled, in one statement (each statement of the signing transaction costs a round
+    /// trip to SQLite's worker thread).
     async fn limits(
         conn: &mut SqliteConnection,
         validator: i64,
-    ) -> Result<(LowWatermarks, Option<HighWatermark>), ProtectionError> {
+    ) -> Result<(LowWatermarks, Option<HighWatermark>, bool), ProtectionError> {
         let r = sqlx::query(
-            "SELECT lw.slot, lw.source_epoch, lw.target_epoch, hw.epoch, hw.slot
+            "SELECT lw.slot, lw.source_epoch, lw.target_epoch, hw.epoch, hw.slot, v.enabled
              FROM (SELECT 1) AS one
-             LEFT JOIN low_watermarks lw ON lw.validator_id = ?
-             LEFT JOIN high_watermark hw ON hw.id = 1",
+             LEFT JOIN low_watermarks lw ON lw.validator_id = ?1
+             LEFT JOIN high_watermark hw ON hw.id = 1
+             LEFT JOIN validators v ON v.id = ?1",
         )
         .bind(validator)
         .fetch_one(&mut *conn)
@@ -294,7 +302,8 @@ impl SqliteStore {
             }),
             _ => None,
         };
-        Ok((low, high))
+        let enabled = r.get::<Option<i64>, _>(5).unwrap_or(1) != 0;
+        Ok((low, high, enabled))
     }
 
     async fn high(conn: &mut SqliteConnection) -> Result<Option<HighWatermark>, ProtectionError> {
@@ -396,6 +405,37 @@ impl ProtectionStore for SqliteStore {
             tracing::warn!(reason = %a, "could not record a refusal in the audit log");
         }
         result
+    }
+
+    async fn set_enabled(
+        &self,
+        public_keys: &[[u8; 48]],
+        enabled: bool,
+    ) -> Result<(), ProtectionError> {
+        let mut keys = public_keys.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for k in &keys {
+            Self::validator_id(&mut tx, k).await?;
+            sqlx::query("UPDATE validators SET enabled = ? WHERE public_key = ?")
+                .bind(i64::from(enabled))
+                .bind(k.as_slice())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT public_key FROM validators WHERE enabled = 0 ORDER BY public_key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(|k| k.try_into().ok()).collect())
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {

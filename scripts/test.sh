@@ -33,6 +33,14 @@ if [ ! -x "$venv/bin/python" ] || [ "$clients/python/requirements.txt" -nt "$ven
   touch "$venv/.installed"
 fi
 
+st_venv=$clients/schemathesis/.venv
+if [ ! -x "$st_venv/bin/schemathesis" ] || [ "$clients/schemathesis/requirements.txt" -nt "$st_venv/.installed" ]; then
+  echo "== installing schemathesis for the OpenAPI fuzz test (venv + pip)"
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install --quiet --disable-pip-version-check -r "$clients/schemathesis/requirements.txt"
+  touch "$st_venv/.installed"
+fi
+
 # Every palisade process the tests start appends its log lines here; the last step looks for
 # the suite's secrets in them.
 mkdir -p target/test-logs

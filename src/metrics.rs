@@ -327,7 +327,8 @@ pub async fn metrics() -> HttpResponse {
 
 /// Registers `GET /metrics` on an actix app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics));
+    cfg.route("/metrics", web::get().to(metrics))
+        .route("/openapi.json", web::get().to(crate::api::openapi::metrics));
 }
 
 #[cfg(test)]

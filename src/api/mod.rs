@@ -5,6 +5,7 @@ pub mod eth2;
 pub mod health;
 pub mod inventory;
 pub mod keymanager;
+pub mod openapi;
 pub mod reload;
 pub mod tezos;
 
@@ -118,6 +119,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::get().to(eth2::high_watermark),
             )
             .route("/api/v1/keys", web::get().to(inventory::keys))
+            .route("/openapi.json", web::get().to(openapi::eth2))
             .route("/reload", web::post().to(reload::start))
             .route("/reload", web::get().to(reload::status))
             .route("/upcheck", web::get().to(health::upcheck))

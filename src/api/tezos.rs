@@ -532,6 +532,7 @@ pub fn configure(state: TezosState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::get().to(bls_prove_possession),
             )
             .route("/upcheck", web::get().to(super::health::upcheck))
+            .route("/openapi.json", web::get().to(super::openapi::tezos))
             .default_service(web::to(|| async {
                 TezosError::new(
                     StatusCode::NOT_FOUND,

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Server, attestation, block, fork_info, fresh_db, test_pubkey, vector};
+use common::{Backend, Server, attestation, block, fork_info, fresh_db, test_pubkey};
 use palisade::crypto::tezos::blake2b_256;
 use serde_json::{Value, json};
 
@@ -54,16 +54,7 @@ fn export_jsonl(db: &str, since: &str) -> Vec<Value> {
 fn write_keys(dir: &Path) -> (String, String) {
     let keys = dir.join("keys");
     common::write_raw_key(&keys, "validator", &common::test_secret(0));
-    let vs = vector("tezos/vectors.json")["vectors"].clone();
-    let baker = &vs[1];
-    std::fs::write(
-        keys.join("baker.yaml"),
-        format!(
-            "type: tezos-secret\nsecretKey: \"unencrypted:{}\"\npolicy:\n  allow: [block, preattestation, attestation]\n",
-            baker["secret_key"].as_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let pkh = common::write_tezos_baker(&keys, Some("block, preattestation, attestation"));
     let ks = dir.join("keystores");
     std::fs::create_dir_all(&ks).unwrap();
     std::fs::write(
@@ -72,10 +63,7 @@ fn write_keys(dir: &Path) -> (String, String) {
     )
     .unwrap();
     std::fs::write(ks.join("broken.txt"), "password").unwrap();
-    (
-        test_pubkey(0),
-        baker["public_key_hash"].as_str().unwrap().to_string(),
-    )
+    (test_pubkey(0), pkh)
 }
 
 fn find<'a>(inventory: &'a Value, key: &str) -> &'a Value {

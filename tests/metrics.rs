@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{Server, attestation, block, repo_dir, vector};
+use common::{Server, attestation, block, repo_dir};
 
 const MAINNET: [u8; 4] = [0x7a, 0x06, 0xa7, 0x70];
 
@@ -90,16 +90,8 @@ fn metrics_follow_requests_and_artifacts_are_valid() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     common::write_raw_key(&keys, "validator", &common::test_secret(0));
-    let baker = &vector("tezos/vectors.json")["vectors"][1];
-    std::fs::write(
-        keys.join("baker.yaml"),
-        format!(
-            "type: tezos-secret\nsecretKey: \"unencrypted:{}\"\npolicy:\n  allow: [block, preattestation, attestation]\n",
-            baker["secret_key"].as_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let pkh = baker["public_key_hash"].as_str().unwrap();
+    let pkh = common::write_tezos_baker(&keys, Some("block, preattestation, attestation"));
+    let pkh = pkh.as_str();
     let server = Server::start(
         dir.path(),
         &[

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Server, client, repo_dir, vector};
+use common::{Server, client, repo_dir};
 use serde_json::Value;
 
 fn document(name: &str) -> Value {
@@ -89,15 +89,7 @@ fn every_route_is_documented() {
 fn start(dir: &Path) -> (Server, String) {
     let keys = dir.join("keys");
     common::write_raw_key(&keys, "validator", &common::test_secret(0));
-    let baker = &vector("tezos/vectors.json")["vectors"][1];
-    std::fs::write(
-        keys.join("baker.yaml"),
-        format!(
-            "type: tezos-secret\nsecretKey: \"unencrypted:{}\"\n",
-            baker["secret_key"].as_str().unwrap()
-        ),
-    )
-    .unwrap();
+    common::write_tezos_baker(&keys, None);
     let server = Server::start(
         dir,
         &[

@@ -180,6 +180,24 @@ struct DeleteRequest {
     pubkeys: Vec<String>,
 }
 
+/// Reads and parses a request body; `Ok(Err(response))` is the 400 to answer (the standard's
+/// `{"message"}` shape).
+///
+/// # Errors
+/// [`ApiError`] when the body cannot be read (413 over [`MAX_BODY_BYTES`]).
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Result<T, HttpResponse>, ApiError> {
+    let body = super::read_body(req, payload, MAX_BODY_BYTES).await?;
+    Ok(serde_json::from_slice(&body).map_err(|e| {
+        message_error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!("bad request body: {e}"),
+        )
+    }))
+}
+
 fn write_0600(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -202,15 +220,9 @@ pub async fn import(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &km.token)?;
-    let body = super::read_body(&req, payload, MAX_BODY_BYTES).await?;
-    let request: ImportRequest = match serde_json::from_slice(&body) {
+    let request: ImportRequest = match read_json(&req, payload).await? {
         Ok(r) => r,
-        Err(e) => {
-            return Ok(message_error(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                format!("bad request body: {e}"),
-            ));
-        }
+        Err(bad_request) => return Ok(bad_request),
     };
     if request.keystores.len() != request.passwords.len() {
         return Ok(message_error(
@@ -341,15 +353,9 @@ pub async fn delete(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &km.token)?;
-    let body = super::read_body(&req, payload, MAX_BODY_BYTES).await?;
-    let request: DeleteRequest = match serde_json::from_slice(&body) {
+    let request: DeleteRequest = match read_json(&req, payload).await? {
         Ok(r) => r,
-        Err(e) => {
-            return Ok(message_error(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                format!("bad request body: {e}"),
-            ));
-        }
+        Err(bad_request) => return Ok(bad_request),
     };
     let registry = state.keys.current();
     let known: std::collections::HashSet<[u8; 48]> =

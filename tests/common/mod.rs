@@ -73,6 +73,22 @@ pub fn write_raw_key(dir: &Path, name: &str, secret_hex: &str) {
     .unwrap();
 }
 
+/// Writes `baker.yaml`, a `tezos-secret` key config for the Tezos vector key 1, into `dir`,
+/// with a policy line (`allow: [...]`) if given; returns its pkh.
+pub fn write_tezos_baker(dir: &Path, allow: Option<&str>) -> String {
+    let baker = &vector("tezos/vectors.json")["vectors"][1];
+    let mut yaml = format!(
+        "type: tezos-secret\nsecretKey: \"unencrypted:{}\"\n",
+        baker["secret_key"].as_str().unwrap()
+    );
+    if let Some(allow) = allow {
+        yaml.push_str(&format!("policy:\n  allow: [{allow}]\n"));
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("baker.yaml"), yaml).unwrap();
+    baker["public_key_hash"].as_str().unwrap().to_string()
+}
+
 /// A deterministic valid BLS secret key (hex, 32 bytes) for index `i`.
 pub fn test_secret(i: u32) -> String {
     let mut b = [0u8; 32];

@@ -26,6 +26,7 @@ WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+COPY openapi ./openapi
 COPY benches ./benches
 
 RUN cargo build --release --locked --bin palisade

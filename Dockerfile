@@ -19,6 +19,7 @@ WORKDIR /build
 # Only what `cargo build` reads:
 # - Cargo.toml and Cargo.lock (--locked: the build fails rather than change the lock file);
 # - src/ (including src/chain/eth2/networks/*.yaml, embedded with include_str!);
+# - openapi/ (the OpenAPI documents, embedded with include_str! and served at /openapi.json);
 # - migrations/ (sqlx::migrate! embeds migrations/sqlite and migrations/postgres at
 #   compile time);
 # - benches/ (Cargo.toml declares [[bench]] burst, so benches/burst.rs must exist for the

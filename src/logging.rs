@@ -45,32 +45,31 @@ where
 }
 
 /// Installs the global subscriber: `format` lines on stderr (ANSI colours only when stderr is
-/// a terminal) and, when `file` is given, the same lines appended to it (created with mode
-/// 0600 if missing).
+/// a terminal and there is no log file) and, when `file` is given, the same lines appended to
+/// it (created with mode 0600 if missing). Each line is formatted once and written to both.
 ///
 /// # Errors
 /// A message naming the log file when it cannot be opened.
 pub fn init(format: LoggingFormat, file: Option<&Path>) -> Result<(), String> {
     use std::io::IsTerminal;
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let mut layers: Vec<BoxedLayer> = vec![layer(
-        format,
-        std::io::stderr,
-        std::io::stderr().is_terminal(),
-    )];
-    if let Some(path) = file {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-        layers.push(layer(format, std::sync::Mutex::new(f), false));
-    }
+    let output = match file {
+        None => layer(format, std::io::stderr, std::io::stderr().is_terminal()),
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            layer(format, std::io::stderr.and(std::sync::Mutex::new(f)), false)
+        }
+    };
     tracing_subscriber::registry()
-        .with(layers.with_filter(filter))
+        .with(output.with_filter(filter))
         .init();
     Ok(())
 }

@@ -6,16 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::AppState;
 use super::error::ApiError;
 
-fn loopback_only(req: &HttpRequest) -> Result<(), ApiError> {
-    super::admin_allowed(req, "reloading")
-}
-
 /// `POST /reload`: starts loading the keys again from the configured keystores and key config
 /// directories; keys added are served, keys removed are not, the others sign throughout.
 /// 202 with the status when started; 409 when a reload is running; 403 for a client that is
 /// not on the loopback interface.
 pub async fn start(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    loopback_only(&req)?;
+    super::admin_allowed(&req, "reloading")?;
     let reloader = state
         .reloader
         .as_ref()
@@ -36,7 +32,7 @@ pub async fn status(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    loopback_only(&req)?;
+    super::admin_allowed(&req, "reloading")?;
     let reloader = state
         .reloader
         .as_ref()

@@ -215,13 +215,14 @@ fn authenticate(
 /// tz4 keys signing with the AUG ciphersuite (version 1), where it covers `"AUG" || bytes`, so
 /// that an exact repeat is only answered with a stored signature of the same ciphersuite (a
 /// repeat in the other ciphersuite is refused like any other conflicting request).
-fn watermark_hash(curve: Curve, version: u8, data: &[u8]) -> [u8; 32] {
+/// `digest` is blake2b-256 of `data`, already computed for the audit trail.
+fn watermark_hash(curve: Curve, version: u8, data: &[u8], digest: [u8; 32]) -> [u8; 32] {
     if curve == Curve::Bls && version == 1 {
         let mut tagged = b"AUG".to_vec();
         tagged.extend_from_slice(data);
         blake2b_256(&tagged)
     } else {
-        blake2b_256(data)
+        digest
     }
 }
 
@@ -356,14 +357,15 @@ async fn sign_inner(
         Payload::Consensus(c) => Some(c.clone()),
         _ => None,
     };
+    let digest = blake2b_256(&data);
     let audit = {
         let kind = match &consensus {
             Some(c) => c.kind.as_str(),
             None => audit_kind(magic),
         };
         *kind_label = kind;
-        let entry = AuditEntry::tezos(&key.pkh, kind, Some(blake2b_256(&data)))
-            .with_caller(super::caller(&req));
+        let entry =
+            AuditEntry::tezos(&key.pkh, kind, Some(digest)).with_caller(super::caller(&req));
         match &consensus {
             Some(c) => entry.with_level_round(c.level, c.round),
             None => entry,
@@ -409,7 +411,7 @@ async fn sign_inner(
                 kind: c.kind,
                 level: c.level,
                 round: c.round,
-                payload_hash: watermark_hash(curve, version, &data),
+                payload_hash: watermark_hash(curve, version, &data, digest),
                 signature: signature.as_bytes().to_vec(),
             };
             let t = std::time::Instant::now();

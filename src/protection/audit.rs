@@ -109,30 +109,34 @@ impl AuditEntry {
     /// A `signed` entry for an eth2 key (48-byte BLS public key) at the current time, with no
     /// position; add one with the `with_…` methods.
     pub fn eth2(public_key: &[u8; 48], kind: &str, signing_root: [u8; 32]) -> Self {
+        Self::signed(
+            Chain::Eth2,
+            format!("0x{}", hex::encode(public_key)),
+            kind,
+            Some(signing_root),
+        )
+    }
+
+    /// A `signed` entry for a Tezos key (public key hash) at the current time.
+    pub fn tezos(pkh: &str, kind: &str, payload_hash: Option<[u8; 32]>) -> Self {
+        Self::signed(Chain::Tezos, pkh.to_string(), kind, payload_hash)
+    }
+
+    fn signed(chain: Chain, key: String, kind: &str, signing_root: Option<[u8; 32]>) -> Self {
         AuditEntry {
             time_ms: now_ms(),
-            chain: Chain::Eth2,
-            key: format!("0x{}", hex::encode(public_key)),
+            chain,
+            key,
             kind: kind.to_string(),
             slot: None,
             epoch: None,
             source_epoch: None,
             level: None,
             round: None,
-            signing_root: Some(signing_root),
+            signing_root,
             decision: AuditDecision::Signed,
             reason: None,
             caller: None,
-        }
-    }
-
-    /// A `signed` entry for a Tezos key (public key hash) at the current time.
-    pub fn tezos(pkh: &str, kind: &str, payload_hash: Option<[u8; 32]>) -> Self {
-        AuditEntry {
-            chain: Chain::Tezos,
-            key: pkh.to_string(),
-            signing_root: payload_hash,
-            ..AuditEntry::eth2(&[0; 48], kind, [0; 32])
         }
     }
 

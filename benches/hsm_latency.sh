@@ -25,9 +25,9 @@ softhsm2-util --init-token --free --label bench --so-pin 12345678 --pin 87654321
 echo 87654321 >"$work/pin"
 token=(--module "$module" --token-label bench --pin-file "$work/pin")
 
-# One key per curve from the shared vectors (development keys): imported into the HSM and
+# One key per curve from the test vectors (tests/vectors/) (development keys): imported into the HSM and
 # configured in memory, so both servers hold the same keys.
-python3 - "$work" ../shared/vectors/tezos/vectors.json <<'PY'
+python3 - "$work" tests/vectors/tezos/vectors.json <<'PY'
 import json, sys
 work, path = sys.argv[1], sys.argv[2]
 seen = {}

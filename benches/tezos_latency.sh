@@ -12,8 +12,8 @@ command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1;
 cargo build --release --quiet
 data=$(mktemp -d)
 mkdir -p "$data/keys"
-# Two tz1 keys from the shared vectors (development only).
-python3 - "$data/keys" ../shared/vectors/tezos/vectors.json <<'PY'
+# Two tz1 keys from the test vectors (tests/vectors/) (development only).
+python3 - "$data/keys" tests/vectors/tezos/vectors.json <<'PY'
 import json, sys
 out, path = sys.argv[1], sys.argv[2]
 eds = [v for v in json.load(open(path))["vectors"] if v["curve"] == "ed25519"]

@@ -1,5 +1,5 @@
 //! Slashing protection at the store level, on SQLite and on PostgreSQL (`DATABASE_URL`):
-//! the EIP-3076 interchange test suite from `../shared/vectors/slashing-interchange/`,
+//! the EIP-3076 interchange test suite from `tests/vectors/slashing-interchange/`,
 //! malformed imports, export round trips, the high watermark and pruning.
 
 mod common;

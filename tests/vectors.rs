@@ -1,4 +1,4 @@
-//! Known-answer tests from `../shared/vectors/` that need no server: EIP-2335 keystores and
+//! Known-answer tests from `tests/vectors/` that need no server: EIP-2335 keystores and
 //! password normalisation, consensus-spec BLS `sign` cases, `compute_domain` cases, and the
 //! signing roots of the Web3Signer OpenAPI examples and deposit known answers.
 

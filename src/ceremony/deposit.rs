@@ -525,7 +525,7 @@ mod tests {
 
     const KATS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/eth2-signing/deposit_kats.json"
+        "/tests/vectors/eth2-signing/deposit_kats.json"
     );
 
     fn unhex(s: &str) -> Vec<u8> {
@@ -546,7 +546,7 @@ mod tests {
     #[test]
     fn web3signer_deposit_kats() {
         let text = std::fs::read_to_string(KATS)
-            .unwrap_or_else(|e| panic!("cannot read {KATS}: {e} (is shared/ beside the crate?)"));
+            .unwrap_or_else(|e| panic!("cannot read {KATS}: {e} (tests/vectors/ in the crate)"));
         let kats: serde_json::Value = serde_json::from_str(&text).unwrap();
         let cases = kats["cases"].as_array().unwrap();
         assert_eq!(cases.len(), 4);

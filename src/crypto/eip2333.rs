@@ -224,7 +224,7 @@ mod tests {
 
     fn vectors() -> Vec<Value> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/vectors/eip2333/vectors.json");
+            .join("tests/vectors/eip2333/vectors.json");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let v: Value = serde_json::from_str(&text).expect("vectors.json is JSON");

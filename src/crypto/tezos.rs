@@ -922,11 +922,11 @@ mod tests {
 
     const VECTORS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/tezos/vectors.json"
+        "/tests/vectors/tezos/vectors.json"
     );
     const PAYLOADS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/tezos/tenderbake_payloads.json"
+        "/tests/vectors/tezos/tenderbake_payloads.json"
     );
 
     fn load(path: &str) -> serde_json::Value {

@@ -224,7 +224,7 @@ mod tests {
     use super::*;
 
     fn vectors_dir() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/eip2335")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/eip2335")
     }
 
     fn read_json(name: &str) -> Value {

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// `../shared/vectors` beside the checkout.
+/// The test vectors inside the repository (`tests/vectors/`, provenance in its README).
 pub fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
-/// Reads a JSON file under `../shared/vectors`.
+/// Reads a JSON file under `tests/vectors/`.
 pub fn vector(rel: &str) -> Value {
     let p = vectors_dir().join(rel);
     let text = std::fs::read_to_string(&p)

@@ -346,7 +346,7 @@ mod tests {
 
     const PAYLOADS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/tezos/tenderbake_payloads.json"
+        "/tests/vectors/tezos/tenderbake_payloads.json"
     );
 
     /// Build a base58check string from arbitrary payload bytes (for malformed cases).

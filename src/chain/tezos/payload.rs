@@ -505,7 +505,7 @@ mod tests {
 
     const VECTORS_PATH: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/tezos/tenderbake_payloads.json"
+        "/tests/vectors/tezos/tenderbake_payloads.json"
     );
 
     fn vectors() -> Value {

@@ -126,7 +126,7 @@ fn check_duplicate(
     pubkey: &[u8; 48],
     entry: &InterchangeValidator,
     blocks: &BTreeMap<u64, Option<[u8; 32]>>,
-    atts: &BTreeMap<u64, (u64, Option<[u8; 32]>)>,
+    atts: &BTreeMap<(u64, u64), Option<[u8; 32]>>,
 ) -> Result<(), InterchangeError> {
     let fail = |detail: String| InterchangeError::DuplicateConflict {
         pubkey: format!("0x{}", hex::encode(pubkey)),
@@ -141,7 +141,7 @@ fn check_duplicate(
     }
     for a in &entry.signed_attestations {
         let root = a.signing_root.map(|r| r.0);
-        for (target, (source, existing)) in atts {
+        for ((target, source), existing) in atts {
             let same_target =
                 *target == a.target_epoch && (*source != a.source_epoch || *existing != root);
             let surround = (a.source_epoch < *source && *target < a.target_epoch)
@@ -167,9 +167,14 @@ pub fn prepare(interchange: &Interchange) -> Result<PreparedImport, InterchangeE
             interchange.metadata.interchange_format_version.clone(),
         ));
     }
+    // Blocks by slot; attestations by (target epoch, source epoch). Two records at the same
+    // slot, or at the same (target, source), with different or missing roots merge into one
+    // without a root (it conflicts with every message there). Attestations at one target with
+    // different sources are all kept: folding them into one would lose a source and with it
+    // the surround checks it stands for (issue 13).
     type Merged = (
         BTreeMap<u64, Option<[u8; 32]>>,
-        BTreeMap<u64, (u64, Option<[u8; 32]>)>,
+        BTreeMap<(u64, u64), Option<[u8; 32]>>,
     );
     let mut by_key: BTreeMap<[u8; 48], Merged> = BTreeMap::new();
     for v in &interchange.data {
@@ -181,28 +186,15 @@ pub fn prepare(interchange: &Interchange) -> Result<PreparedImport, InterchangeE
         }
         for b in &v.signed_blocks {
             check_range(b.slot, "slot", &pubkey)?;
-            let root = b.signing_root.map(|r| r.0);
-            blocks
-                .entry(b.slot)
-                .and_modify(|existing| {
-                    if *existing != root {
-                        *existing = None;
-                    }
-                })
-                .or_insert(root);
+            merge_root(blocks.entry(b.slot), b.signing_root.map(|r| r.0));
         }
         for a in &v.signed_attestations {
             check_range(a.source_epoch, "source epoch", &pubkey)?;
             check_range(a.target_epoch, "target epoch", &pubkey)?;
-            let root = a.signing_root.map(|r| r.0);
-            atts.entry(a.target_epoch)
-                .and_modify(|(source, existing)| {
-                    if *existing != root || *source != a.source_epoch {
-                        *existing = None;
-                        *source = (*source).min(a.source_epoch);
-                    }
-                })
-                .or_insert((a.source_epoch, root));
+            merge_root(
+                atts.entry((a.target_epoch, a.source_epoch)),
+                a.signing_root.map(|r| r.0),
+            );
         }
     }
     let validators = by_key
@@ -210,8 +202,9 @@ pub fn prepare(interchange: &Interchange) -> Result<PreparedImport, InterchangeE
         .map(|(pubkey, (blocks, atts))| {
             let watermarks = LowWatermarks {
                 slot: blocks.keys().next().copied(),
-                source_epoch: atts.values().map(|(s, _)| *s).min(),
-                target_epoch: atts.keys().next().copied(),
+                source_epoch: atts.keys().map(|(_, s)| *s).min(),
+                target_epoch: atts.keys().next().map(|(t, _)| *t),
+                ..LowWatermarks::default()
             };
             ValidatorImport {
                 pubkey,
@@ -222,7 +215,7 @@ pub fn prepare(interchange: &Interchange) -> Result<PreparedImport, InterchangeE
                 attestations: atts
                     .into_iter()
                     .map(
-                        |(target_epoch, (source_epoch, signing_root))| SignedAttestation {
+                        |((target_epoch, source_epoch), signing_root)| SignedAttestation {
                             source_epoch,
                             target_epoch,
                             signing_root,
@@ -241,6 +234,21 @@ pub fn prepare(interchange: &Interchange) -> Result<PreparedImport, InterchangeE
 
 /// Merges an import's minima into existing low watermarks: each raised to the maximum,
 /// never lowered.
+/// Merges a record's signing root into the entry of its position (slot, or target and source
+/// epoch): a second record with another or no root leaves the position without a root.
+fn merge_root<K: Ord>(
+    entry: std::collections::btree_map::Entry<'_, K, Option<[u8; 32]>>,
+    root: Option<[u8; 32]>,
+) {
+    entry
+        .and_modify(|existing| {
+            if *existing != root {
+                *existing = None;
+            }
+        })
+        .or_insert(root);
+}
+
 pub fn merge_watermarks(existing: &LowWatermarks, imported: &LowWatermarks) -> LowWatermarks {
     let max = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(x), Some(y)) => Some(x.max(y)),
@@ -251,10 +259,64 @@ pub fn merge_watermarks(existing: &LowWatermarks, imported: &LowWatermarks) -> L
         slot: max(existing.slot, imported.slot),
         source_epoch: max(existing.source_epoch, imported.source_epoch),
         target_epoch: max(existing.target_epoch, imported.target_epoch),
+        ..*existing
     }
 }
 
-/// Builds an interchange document from per-validator histories.
+/// The records that stand for one validator's history in an export.
+///
+/// EIP-3076 has no field for low watermarks, and an importer derives its own from the file's
+/// minima (the lowest slot, source epoch and target epoch). So that a migration through an
+/// export ends at least as strict as the database it came from, the low watermarks travel as
+/// records without a signing root: a block at the slot watermark, and an attestation at
+/// (source watermark, target watermark). Records dominated by the watermarks (a block at or
+/// below the slot watermark; an attestation whose source and target are both at or below the
+/// epoch watermarks) refuse nothing the watermarks do not already refuse, and are left out, so
+/// that the importer's minima are the watermarks themselves.
+pub fn exported_records(
+    history: &super::ValidatorHistory,
+) -> (Vec<SignedBlock>, Vec<SignedAttestation>) {
+    let (w_slot, w_source, w_target) = history.watermarks.effective();
+    let mut blocks: Vec<SignedBlock> = history
+        .blocks
+        .iter()
+        .filter(|b| w_slot.is_none_or(|ws| b.slot > ws))
+        .copied()
+        .collect();
+    if let Some(slot) = w_slot {
+        blocks.insert(
+            0,
+            SignedBlock {
+                slot,
+                signing_root: None,
+            },
+        );
+    }
+    let mut attestations: Vec<SignedAttestation> = history
+        .attestations
+        .iter()
+        .filter(|a| match (w_source, w_target) {
+            (Some(ws), Some(wt)) => a.source_epoch > ws || a.target_epoch > wt,
+            _ => true,
+        })
+        .copied()
+        .collect();
+    if w_source.is_some() || w_target.is_some() {
+        let source_epoch = w_source.unwrap_or(0);
+        attestations.insert(
+            0,
+            SignedAttestation {
+                source_epoch,
+                target_epoch: w_target.unwrap_or(source_epoch),
+                signing_root: None,
+            },
+        );
+    }
+    (blocks, attestations)
+}
+
+/// Builds an interchange document from per-validator histories (records as
+/// [`exported_records`] gives them).
 pub fn build(
     genesis_validators_root: [u8; 32],
     validators: Vec<([u8; 48], super::ValidatorHistory)>,
@@ -266,25 +328,26 @@ pub fn build(
         },
         data: validators
             .into_iter()
-            .map(|(pubkey, h)| InterchangeValidator {
-                pubkey: pubkey.into(),
-                signed_blocks: h
-                    .blocks
-                    .into_iter()
-                    .map(|b| InterchangeBlock {
-                        slot: b.slot,
-                        signing_root: b.signing_root.map(Into::into),
-                    })
-                    .collect(),
-                signed_attestations: h
-                    .attestations
-                    .into_iter()
-                    .map(|a| InterchangeAttestation {
-                        source_epoch: a.source_epoch,
-                        target_epoch: a.target_epoch,
-                        signing_root: a.signing_root.map(Into::into),
-                    })
-                    .collect(),
+            .map(|(pubkey, h)| {
+                let (blocks, attestations) = exported_records(&h);
+                InterchangeValidator {
+                    pubkey: pubkey.into(),
+                    signed_blocks: blocks
+                        .into_iter()
+                        .map(|b| InterchangeBlock {
+                            slot: b.slot,
+                            signing_root: b.signing_root.map(Into::into),
+                        })
+                        .collect(),
+                    signed_attestations: attestations
+                        .into_iter()
+                        .map(|a| InterchangeAttestation {
+                            source_epoch: a.source_epoch,
+                            target_epoch: a.target_epoch,
+                            signing_root: a.signing_root.map(Into::into),
+                        })
+                        .collect(),
+                }
             })
             .collect(),
     }
@@ -348,7 +411,8 @@ mod tests {
             LowWatermarks {
                 slot: Some(5),
                 source_epoch: Some(1),
-                target_epoch: Some(2)
+                target_epoch: Some(2),
+                ..LowWatermarks::default()
             }
         );
     }
@@ -391,18 +455,23 @@ mod tests {
             slot: Some(10),
             source_epoch: None,
             target_epoch: Some(4),
+            pruned_target_epoch: Some(9),
+            ..LowWatermarks::default()
         };
         let new = LowWatermarks {
             slot: Some(7),
             source_epoch: Some(3),
             target_epoch: Some(6),
+            ..LowWatermarks::default()
         };
         assert_eq!(
             merge_watermarks(&old, &new),
             LowWatermarks {
                 slot: Some(10),
                 source_epoch: Some(3),
-                target_epoch: Some(6)
+                target_epoch: Some(6),
+                pruned_target_epoch: Some(9),
+                ..LowWatermarks::default()
             }
         );
     }

@@ -172,6 +172,11 @@ fn block_row(r: PgRow) -> SignedBlock {
     }
 }
 
+/// The low watermarks in six columns of `r` from `first` on (see [`LowWatermarks::from_columns`]).
+fn low_of(r: &PgRow, first: usize) -> LowWatermarks {
+    LowWatermarks::from_columns(std::array::from_fn(|k| r.get::<Option<i64>, _>(first + k)))
+}
+
 fn attestation_row(r: PgRow) -> SignedAttestation {
     attestation_row_at(&r, 0)
 }
@@ -268,18 +273,15 @@ impl PostgresStore {
         validator: i64,
     ) -> Result<LowWatermarks, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT slot, source_epoch, target_epoch FROM low_watermarks WHERE validator_id = $1",
+            "SELECT slot, source_epoch, target_epoch, pruned_slot, pruned_source_epoch, pruned_target_epoch
+             FROM low_watermarks WHERE validator_id = $1",
         )
         .bind(validator)
         .fetch_optional(&mut *conn)
         .await?;
         Ok(match row {
             None => LowWatermarks::default(),
-            Some(r) => LowWatermarks {
-                slot: r.get::<Option<i64>, _>(0).map(|v| v as u64),
-                source_epoch: r.get::<Option<i64>, _>(1).map(|v| v as u64),
-                target_epoch: r.get::<Option<i64>, _>(2).map(|v| v as u64),
-            },
+            Some(r) => low_of(&r, 0),
         })
     }
 
@@ -298,15 +300,21 @@ impl PostgresStore {
         validator: i64,
         w: &LowWatermarks,
     ) -> Result<(), sqlx::Error> {
-        let db = |v: Option<u64>| v.map(|x| x as i64);
+        let c = w.columns();
         sqlx::query(
-            "INSERT INTO low_watermarks (validator_id, slot, source_epoch, target_epoch) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (validator_id) DO UPDATE SET slot = $2, source_epoch = $3, target_epoch = $4",
+            "INSERT INTO low_watermarks (validator_id, slot, source_epoch, target_epoch,
+                                         pruned_slot, pruned_source_epoch, pruned_target_epoch)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (validator_id) DO UPDATE SET slot = $2, source_epoch = $3, target_epoch = $4,
+               pruned_slot = $5, pruned_source_epoch = $6, pruned_target_epoch = $7",
         )
         .bind(validator)
-        .bind(db(w.slot))
-        .bind(db(w.source_epoch))
-        .bind(db(w.target_epoch))
+        .bind(c[0])
+        .bind(c[1])
+        .bind(c[2])
+        .bind(c[3])
+        .bind(c[4])
+        .bind(c[5])
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -463,11 +471,9 @@ impl PostgresStore {
                 sqlx::query(
                     "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
                      VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (validator_id, target_epoch) DO UPDATE SET
+                     ON CONFLICT (validator_id, target_epoch, source_epoch) DO UPDATE SET
                        signing_root = CASE WHEN signed_attestations.signing_root IS NOT DISTINCT FROM excluded.signing_root
-                                            AND signed_attestations.source_epoch = excluded.source_epoch
-                                      THEN signed_attestations.signing_root ELSE NULL END,
-                       source_epoch = LEAST(signed_attestations.source_epoch, excluded.source_epoch)",
+                                      THEN signed_attestations.signing_root ELSE NULL END",
                 )
                 .bind(id)
                 .bind(a.source_epoch as i64)
@@ -656,7 +662,7 @@ impl ProtectionStore for PostgresStore {
         .map(block_row)
         .collect();
         let attestations = sqlx::query(
-            "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = $1 ORDER BY target_epoch",
+            "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = $1 ORDER BY target_epoch, source_epoch",
         )
         .bind(id)
         .fetch_all(&mut *conn)
@@ -917,36 +923,72 @@ mod batch {
                     }
                 }
             }
-            let mut tries = 0;
-            let answers = loop {
-                match decide_and_record(&pool, &bound_root, &batch).await {
-                    Ok(answers) => break answers,
-                    Err(e) if tries + 1 < MAX_RETRIES && retryable(&e) => tries += 1,
-                    Err(e) => {
-                        let msg = e.to_string();
-                        break batch
-                            .iter()
-                            .map(|_| Err(ProtectionError::Unavailable(msg.clone())))
-                            .collect();
-                    }
-                }
+            // While the database is unbound, only the jobs with the first job's genesis
+            // validators root share a transaction: the root binds only if one of them is
+            // recorded, and the others are decided after that, against what was bound.
+            let rest = if bound_root.get().is_none() {
+                let first = batch[0].genesis_validators_root;
+                let (now, rest): (Vec<Job>, Vec<Job>) = batch
+                    .into_iter()
+                    .partition(|j| j.genesis_validators_root == first);
+                batch = now;
+                rest
+            } else {
+                Vec::new()
             };
-            for (job, answer) in batch.into_iter().zip(answers) {
-                let _ = job.reply.send(answer);
+            run(&pool, &bound_root, batch).await;
+            if !rest.is_empty() {
+                run(&pool, &bound_root, rest).await;
             }
         }
     }
 
+    /// Decides and records one batch (retrying serialisation failures) and answers its jobs.
+    async fn run(pool: &PgPool, bound_root: &OnceLock<[u8; 32]>, batch: Vec<Job>) {
+        let mut tries = 0;
+        let answers = loop {
+            match decide_and_record(pool, bound_root, &batch).await {
+                Ok(answers) => break answers,
+                Err(e) if tries + 1 < MAX_RETRIES && retryable(&e) => tries += 1,
+                Err(e) => {
+                    let msg = e.to_string();
+                    break batch
+                        .iter()
+                        .map(|_| Err(ProtectionError::Unavailable(msg.clone())))
+                        .collect();
+                }
+            }
+        };
+        for (job, answer) in batch.into_iter().zip(answers) {
+            let _ = job.reply.send(answer);
+        }
+    }
+
+    /// The root the database is bound to (`None` while unbound), read in the batch's
+    /// transaction unless already known.
     async fn bound_genesis(
         conn: &mut PgConnection,
         bound_root: &OnceLock<[u8; 32]>,
-        first: [u8; 32],
-    ) -> Result<[u8; 32], sqlx::Error> {
+    ) -> Result<Option<[u8; 32]>, sqlx::Error> {
         if let Some(b) = bound_root.get() {
-            return Ok(*b);
+            return Ok(Some(*b));
         }
+        let bound: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT genesis_validators_root FROM metadata WHERE id = 1")
+                .fetch_optional(&mut *conn)
+                .await?;
+        Ok(root_of(bound))
+    }
+
+    /// Binds the unbound database to `root` in the batch's transaction, called only when a
+    /// job of the batch is recorded. Returns the root bound afterwards: another instance may
+    /// have bound another one first, and then the batch must not commit.
+    async fn bind_genesis(
+        conn: &mut PgConnection,
+        root: [u8; 32],
+    ) -> Result<[u8; 32], sqlx::Error> {
         sqlx::query("INSERT INTO metadata (id, genesis_validators_root) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
-            .bind(first.as_slice())
+            .bind(root.as_slice())
             .execute(&mut *conn)
             .await?;
         let bound: Vec<u8> =
@@ -964,7 +1006,8 @@ mod batch {
         let mut answers: Vec<Option<Result<Decision, ProtectionError>>> =
             (0..batch.len()).map(|_| None).collect();
         let mut tx = pool.begin().await?;
-        let bound = bound_genesis(&mut tx, bound_root, batch[0].genesis_validators_root).await?;
+        let bound_before = bound_genesis(&mut tx, bound_root).await?;
+        let bound = bound_before.unwrap_or(batch[0].genesis_validators_root);
         for (i, job) in batch.iter().enumerate() {
             if let Err(e) = check_root(&bound, &job.genesis_validators_root) {
                 answers[i] = Some(Err(e));
@@ -991,20 +1034,14 @@ mod batch {
 
         let mut watermarks: HashMap<i64, LowWatermarks> = HashMap::new();
         for r in sqlx::query(
-            "SELECT validator_id, slot, source_epoch, target_epoch FROM low_watermarks WHERE validator_id = ANY($1)",
+            "SELECT validator_id, slot, source_epoch, target_epoch, pruned_slot, pruned_source_epoch,
+                    pruned_target_epoch FROM low_watermarks WHERE validator_id = ANY($1)",
         )
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
         {
-            watermarks.insert(
-                r.get(0),
-                LowWatermarks {
-                    slot: r.get::<Option<i64>, _>(1).map(|v| v as u64),
-                    source_epoch: r.get::<Option<i64>, _>(2).map(|v| v as u64),
-                    target_epoch: r.get::<Option<i64>, _>(3).map(|v| v as u64),
-                },
-            );
+            watermarks.insert(r.get(0), low_of(&r, 1));
         }
 
         // Candidate records for every job, in two set-based queries.
@@ -1188,6 +1225,26 @@ mod batch {
             .execute(&mut *tx)
             .await?;
         }
+        // An unbound database binds only to the root of a recorded message (as on SQLite,
+        // where a refusal rolls the binding back with everything else).
+        if bound_before.is_none() && (!new_blocks.is_empty() || !new_atts.is_empty()) {
+            let now_bound = bind_genesis(&mut tx, bound).await?;
+            if now_bound != bound {
+                // Another instance bound another root first: nothing of this batch commits,
+                // and every job (all have `bound` as their root) is refused as a mismatch.
+                let _ = bound_root.set(now_bound);
+                return Ok(batch
+                    .iter()
+                    .map(|job| {
+                        Err(check_root(&now_bound, &job.genesis_validators_root)
+                            .err()
+                            .unwrap_or_else(|| {
+                                ProtectionError::Unavailable("genesis binding raced".into())
+                            }))
+                    })
+                    .collect());
+            }
+        }
         // Every decision of the batch, signed or refused, is audited in its transaction.
         let entries: Vec<AuditEntry> = batch
             .iter()
@@ -1200,7 +1257,9 @@ mod batch {
             .collect();
         insert_audit(&mut tx, &entries).await?;
         tx.commit().await?;
-        let _ = bound_root.set(bound);
+        if bound_before.is_some() || !new_blocks.is_empty() || !new_atts.is_empty() {
+            let _ = bound_root.set(bound);
+        }
         Ok(answers
             .into_iter()
             .map(|a| {

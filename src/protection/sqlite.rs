@@ -51,6 +51,11 @@ fn block_row(r: SqliteRow) -> SignedBlock {
 }
 
 /// A row `(source_epoch, target_epoch, signing_root)` of `signed_attestations`.
+/// The low watermarks in six columns of `r` from `first` on (see [`LowWatermarks::from_columns`]).
+fn low_of(r: &SqliteRow, first: usize) -> LowWatermarks {
+    LowWatermarks::from_columns(std::array::from_fn(|k| r.get::<Option<i64>, _>(first + k)))
+}
+
 fn attestation_row(r: SqliteRow) -> SignedAttestation {
     SignedAttestation {
         source_epoch: r.get::<i64, _>(0) as u64,
@@ -258,18 +263,15 @@ impl SqliteStore {
         validator: i64,
     ) -> Result<LowWatermarks, ProtectionError> {
         let row = sqlx::query(
-            "SELECT slot, source_epoch, target_epoch FROM low_watermarks WHERE validator_id = ?",
+            "SELECT slot, source_epoch, target_epoch, pruned_slot, pruned_source_epoch, pruned_target_epoch
+             FROM low_watermarks WHERE validator_id = ?",
         )
         .bind(validator)
         .fetch_optional(&mut *conn)
         .await?;
         Ok(match row {
             None => LowWatermarks::default(),
-            Some(r) => LowWatermarks {
-                slot: r.get::<Option<i64>, _>(0).map(|v| v as u64),
-                source_epoch: r.get::<Option<i64>, _>(1).map(|v| v as u64),
-                target_epoch: r.get::<Option<i64>, _>(2).map(|v| v as u64),
-            },
+            Some(r) => low_of(&r, 0),
         })
     }
 
@@ -281,7 +283,8 @@ impl SqliteStore {
         validator: i64,
     ) -> Result<(LowWatermarks, Option<HighWatermark>, bool), ProtectionError> {
         let r = sqlx::query(
-            "SELECT lw.slot, lw.source_epoch, lw.target_epoch, hw.epoch, hw.slot, v.enabled
+            "SELECT hw.epoch, hw.slot, v.enabled, lw.slot, lw.source_epoch, lw.target_epoch,
+                    lw.pruned_slot, lw.pruned_source_epoch, lw.pruned_target_epoch
              FROM (SELECT 1) AS one
              LEFT JOIN low_watermarks lw ON lw.validator_id = ?1
              LEFT JOIN high_watermark hw ON hw.id = 1
@@ -290,19 +293,15 @@ impl SqliteStore {
         .bind(validator)
         .fetch_one(&mut *conn)
         .await?;
-        let low = LowWatermarks {
-            slot: r.get::<Option<i64>, _>(0).map(|v| v as u64),
-            source_epoch: r.get::<Option<i64>, _>(1).map(|v| v as u64),
-            target_epoch: r.get::<Option<i64>, _>(2).map(|v| v as u64),
-        };
-        let high = match (r.get::<Option<i64>, _>(3), r.get::<Option<i64>, _>(4)) {
+        let low = low_of(&r, 3);
+        let high = match (r.get::<Option<i64>, _>(0), r.get::<Option<i64>, _>(1)) {
             (Some(epoch), Some(slot)) => Some(HighWatermark {
                 epoch: epoch as u64,
                 slot: slot as u64,
             }),
             _ => None,
         };
-        let enabled = r.get::<Option<i64>, _>(5).unwrap_or(1) != 0;
+        let enabled = r.get::<Option<i64>, _>(2).unwrap_or(1) != 0;
         Ok((low, high, enabled))
     }
 
@@ -321,15 +320,21 @@ impl SqliteStore {
         validator: i64,
         w: &LowWatermarks,
     ) -> Result<(), ProtectionError> {
-        let db = |v: Option<u64>| v.map(|x| x as i64);
+        let c = w.columns();
         sqlx::query(
-            "INSERT INTO low_watermarks (validator_id, slot, source_epoch, target_epoch) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (validator_id) DO UPDATE SET slot = ?2, source_epoch = ?3, target_epoch = ?4",
+            "INSERT INTO low_watermarks (validator_id, slot, source_epoch, target_epoch,
+                                         pruned_slot, pruned_source_epoch, pruned_target_epoch)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (validator_id) DO UPDATE SET slot = ?2, source_epoch = ?3, target_epoch = ?4,
+               pruned_slot = ?5, pruned_source_epoch = ?6, pruned_target_epoch = ?7",
         )
         .bind(validator)
-        .bind(db(w.slot))
-        .bind(db(w.source_epoch))
-        .bind(db(w.target_epoch))
+        .bind(c[0])
+        .bind(c[1])
+        .bind(c[2])
+        .bind(c[3])
+        .bind(c[4])
+        .bind(c[5])
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -519,7 +524,7 @@ impl ProtectionStore for SqliteStore {
         .map(block_row)
         .collect();
         let attestations = sqlx::query(
-            "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ? ORDER BY target_epoch",
+            "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ? ORDER BY target_epoch, source_epoch",
         )
         .bind(id)
         .fetch_all(&mut *conn)
@@ -579,11 +584,9 @@ impl ProtectionStore for SqliteStore {
                 sqlx::query(
                     "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
                      VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (validator_id, target_epoch) DO UPDATE SET
+                     ON CONFLICT (validator_id, target_epoch, source_epoch) DO UPDATE SET
                        signing_root = CASE WHEN signed_attestations.signing_root IS excluded.signing_root
-                                            AND signed_attestations.source_epoch = excluded.source_epoch
-                                      THEN signed_attestations.signing_root ELSE NULL END,
-                       source_epoch = MIN(signed_attestations.source_epoch, excluded.source_epoch)",
+                                      THEN signed_attestations.signing_root ELSE NULL END",
                 )
                 .bind(id)
                 .bind(a.source_epoch as i64)

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod model;
+
 use serde_json::Value;
 
 /// The test vectors inside the repository (`tests/vectors/`, provenance in its README).

@@ -773,3 +773,58 @@ fn import_does_not_unlock_a_surround_sqlite() {
 fn import_does_not_unlock_a_surround_postgres() {
     import_does_not_unlock_a_surround(Backend::Postgres);
 }
+
+/// A refused message binds nothing: on an unbound database, a block refused by the high
+/// watermark must not bind the database to its genesis validators root (on PostgreSQL the
+/// group-commit batch used to bind to its first job's root whatever the decision).
+fn refused_message_binds_no_genesis(backend: Backend) {
+    let Some(env) = Env::new(backend) else {
+        return;
+    };
+    let url = env.dbs.last().unwrap().url.clone();
+    let store = env.open(&url);
+    let key = [0xc2; 48];
+    env.rt
+        .block_on(store.set_high_watermark(Some(HighWatermark { epoch: 0, slot: 0 })))
+        .unwrap();
+    let refused = env.rt.block_on(store.check_and_record(
+        &key,
+        OTHER_GVR,
+        ProtectedMessage::Block { slot: 5 },
+        root(1, 5, 0, 0),
+    ));
+    assert!(
+        matches!(refused, Err(ProtectionError::Slashable(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        env.rt.block_on(store.genesis_validators_root()).unwrap(),
+        None,
+        "a refused message bound the database"
+    );
+    env.rt.block_on(store.set_high_watermark(None)).unwrap();
+    let signed = env.rt.block_on(store.check_and_record(
+        &key,
+        GVR,
+        ProtectedMessage::Block { slot: 5 },
+        root(1, 5, 0, 0),
+    ));
+    assert!(
+        signed.is_ok(),
+        "the chain's first block is signed: {signed:?}"
+    );
+    assert_eq!(
+        env.rt.block_on(store.genesis_validators_root()).unwrap(),
+        Some(GVR)
+    );
+}
+
+#[test]
+fn refused_message_binds_no_genesis_sqlite() {
+    refused_message_binds_no_genesis(Backend::Sqlite);
+}
+
+#[test]
+fn refused_message_binds_no_genesis_postgres() {
+    refused_message_binds_no_genesis(Backend::Postgres);
+}

@@ -275,7 +275,18 @@ struct Env {
 
 impl Env {
     fn new(backend: Backend) -> Option<Env> {
-        let dir = tempfile::tempdir().unwrap();
+        // Decisions, not durability, are under test: SQLite files live in memory where the
+        // platform has a tmpfs (`PALISADE_MODEL_TMPDIR` overrides).
+        let base = std::env::var_os("PALISADE_MODEL_TMPDIR")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                let shm = std::path::Path::new("/dev/shm");
+                shm.is_dir().then(|| shm.to_path_buf())
+            })
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::tempdir_in(base)
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -299,6 +310,16 @@ impl Env {
         std::fs::create_dir_all(&sub).unwrap();
         let db = fresh_db(self.backend, &sub)?;
         let url = db.url.clone();
+        if self.backend == Backend::Postgres {
+            // These tests check decisions, not durability (tests/db_unavailable.rs and the
+            // store's own commit path do): commits need not wait for the WAL flush here.
+            let name = url.rsplit('/').next().unwrap();
+            common::pg_admin(
+                &url,
+                &format!("ALTER DATABASE {name} SET synchronous_commit = off"),
+            )
+            .unwrap();
+        }
         self.dbs.push(db);
         Some(url)
     }

@@ -1151,3 +1151,102 @@ fn two_instances_concurrent_imports_postgres() {
     );
     assert_eq!(releases.len() + refused, THREADS as usize * PER_THREAD);
 }
+
+// ---------------------------------------------------------------------------------------
+// Keymanager DELETE, then re-import of the same key
+
+#[test]
+fn keymanager_delete_then_reimport_sqlite() {
+    keymanager_delete_then_reimport(Backend::Sqlite);
+}
+
+#[test]
+fn keymanager_delete_then_reimport_postgres() {
+    keymanager_delete_then_reimport(Backend::Postgres);
+}
+
+/// A DELETE keeps the key's records (it only disables it); a re-import with its own export
+/// lets exact repeats through, and one with an older, conflicting document (3->10 without a
+/// root) leaves every conflicting vote refused, including 5->10 itself (the root-less 3->10
+/// stands for an unknown vote at target 10).
+fn keymanager_delete_then_reimport(backend: Backend) {
+    let _clock = WallClock::new(&format!("keymanager_delete_then_reimport ({backend:?})"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let Some(db) = fresh_db(backend, &data) else {
+        return;
+    };
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let server = start_server(&data, &keys, &db.url, &["--key-manager-api-enabled"]);
+    let token = std::fs::read_to_string(data.join("api-token.txt"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (ks, pw, pk) = dev_keystore(1);
+    let delete = || -> Value {
+        let r = common::client()
+            .delete(format!("{}/eth/v1/keystores", server.url))
+            .bearer_auth(&token)
+            .json(&json!({"pubkeys": [pk]}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let v: Value = r.json().unwrap();
+        assert_eq!(v["data"][0]["status"], "deleted", "{v}");
+        v
+    };
+
+    let st = keystores_post(
+        &server.url,
+        &token,
+        &json!({"keystores": [ks], "passwords": [pw]}),
+    );
+    assert_eq!(st[0].0, "imported", "{st:?}");
+    first_two_steps(&server, &pk);
+
+    // DELETE, then re-import with the DELETE's own export: the exact repeat is signed again,
+    // the surround stays refused.
+    let deleted = delete();
+    let export = deleted["slashing_protection"].as_str().unwrap().to_string();
+    let st = keystores_post(
+        &server.url,
+        &token,
+        &json!({"keystores": [ks], "passwords": [pw], "slashing_protection": export}),
+    );
+    assert_eq!(st[0].0, "imported", "re-import with its export: {st:?}");
+    let (s, body) = server.sign(&pk, &attestation(GVR, 5, 10, 1));
+    assert_eq!(s, 200, "the exact repeat of 5->10 after re-import: {body}");
+    let (s, body) = server.sign(&pk, &attestation(GVR, 4, 11, 1));
+    assert_refusal(s, &body, &|| "4->11 after DELETE and re-import".into());
+
+    // DELETE again, re-import with an older document holding 3->10 without a root.
+    delete();
+    let st = keystores_post(
+        &server.url,
+        &token,
+        &json!({"keystores": [ks], "passwords": [pw], "slashing_protection": step3_doc(&pk)}),
+    );
+    assert_eq!(st[0].0, "imported", "re-import with an old document: {st:?}");
+    for (s_e, t_e) in [(4, 11), (5, 10), (3, 10), (6, 9)] {
+        let (s, body) = server.sign(&pk, &attestation(GVR, s_e, t_e, 1));
+        assert_refusal(s, &body, &|| {
+            format!("{s_e}->{t_e} after re-import with 3->10")
+        });
+    }
+    let (s, body) = server.sign(&pk, &attestation(GVR, 5, 11, 1));
+    assert_eq!(s, 200, "5->11 is safe and must be signed: {body}");
+    // Both votes at target 10 are kept as rows (5->10, 3->10, then 5->11). The export stands
+    // for them with the watermarks' root-less record at (5, 10), which dominates 3->10.
+    assert_eq!(
+        common::count_records_any(&db.url),
+        (0, 3),
+        "rows 5->10, 3->10 and 5->11"
+    );
+    let exported = exported_attestations(&db.url, dir.path(), &pk);
+    assert!(
+        exported.contains(&(5, 10)) && exported.contains(&(5, 11)),
+        "{exported:?}"
+    );
+}

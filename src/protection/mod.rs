@@ -135,13 +135,16 @@ pub trait ProtectionStore: Send + Sync {
     /// [`ProtectionError::Unavailable`].
     async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError>;
 
-    /// Imports an EIP-3076 interchange in one transaction: merges the records (full history),
-    /// raises each validator's low watermarks to the file's minima, binds the database to the
-    /// file's genesis validators root if unbound.
+    /// Imports an EIP-3076 interchange: merges the records (every row kept, see
+    /// `docs/design.md`), raises each validator's import watermarks to the file's minima, binds
+    /// the database to the file's genesis validators root if unbound. Written in transactions
+    /// of at most [`interchange::IMPORT_BATCH_RECORDS`] records
+    /// ([`PreparedImport::batches`]), so signing waits for one batch at most.
     ///
     /// # Errors
-    /// [`ProtectionError::Import`] (genesis mismatch), [`ProtectionError::Unavailable`]; on any
-    /// error nothing is written.
+    /// [`ProtectionError::Import`] (genesis mismatch: nothing is written),
+    /// [`ProtectionError::Unavailable`] (the batches committed before the error stay: each
+    /// only makes the record stricter; importing the file again completes it).
     async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError>;
 
     /// Every validator public key in the database, sorted.

@@ -24,7 +24,9 @@ use super::audit::{
     self, ActivityRow, AuditDbRow, AuditEntry, AuditRecord, KeyActivity, activity_columns,
     activity_deltas, audit_columns, db_int,
 };
-use super::interchange::{InterchangeError, PreparedImport, merge_watermarks};
+use super::interchange::{
+    IMPORT_BATCH_RECORDS, InterchangeError, PreparedImport, merge_watermarks,
+};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
 use super::watermark::{self, TezosMark, TezosWatermarkRequest, WatermarkDecision};
 use super::{
@@ -687,14 +689,23 @@ impl ProtectionStore for PostgresStore {
     }
 
     async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
-        let mut tries = 0;
-        loop {
-            match self.import_attempt(prepared).await {
-                Ok(answer) => return answer,
-                Err(e) if tries + 1 < MAX_RETRIES && retryable(&e) => tries += 1,
-                Err(e) => return Err(e.into()),
-            }
+        // One transaction per bounded batch (each retried on serialisation failures), so the
+        // validators' advisory locks are held for one batch at a time.
+        let mut summary = ImportSummary::default();
+        for batch in prepared.batches(IMPORT_BATCH_RECORDS) {
+            let mut tries = 0;
+            let s = loop {
+                match self.import_attempt(&batch).await {
+                    Ok(answer) => break answer?,
+                    Err(e) if tries + 1 < MAX_RETRIES && retryable(&e) => tries += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            summary.blocks += s.blocks;
+            summary.attestations += s.attestations;
         }
+        summary.validators = prepared.validators.len();
+        Ok(summary)
     }
 
     async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {

@@ -22,7 +22,9 @@ use super::audit::{
     self, ActivityRow, AuditDbRow, AuditEntry, AuditRecord, KeyActivity, activity_columns,
     audit_columns, db_int,
 };
-use super::interchange::{InterchangeError, PreparedImport, merge_watermarks};
+use super::interchange::{
+    IMPORT_BATCH_RECORDS, InterchangeError, PreparedImport, merge_watermarks,
+};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
 use super::watermark::{self, TezosMark, TezosWatermarkRequest, WatermarkDecision};
 use super::{
@@ -340,6 +342,70 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// One import transaction: binds (or checks) the genesis validators root, then merges
+    /// the batch's records and raises its validators' low watermarks.
+    async fn import_batch(
+        &self,
+        prepared: &PreparedImport,
+    ) -> Result<ImportSummary, ProtectionError> {
+        let _writer = self.writer.lock().await;
+
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        match self
+            .bind_genesis(&mut tx, prepared.genesis_validators_root)
+            .await
+        {
+            Ok(()) => {}
+            Err(ProtectionError::GenesisMismatch { requested, bound }) => {
+                return Err(InterchangeError::GenesisMismatch {
+                    file: requested,
+                    database: bound,
+                }
+                .into());
+            }
+            Err(e) => return Err(e),
+        }
+        let mut summary = ImportSummary::default();
+        for v in &prepared.validators {
+            let id = Self::validator_id(&mut tx, &v.pubkey).await?;
+            for b in &v.blocks {
+                sqlx::query(
+                    "INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (validator_id, slot) DO UPDATE SET signing_root =
+                       CASE WHEN signed_blocks.signing_root IS excluded.signing_root THEN signed_blocks.signing_root ELSE NULL END",
+                )
+                .bind(id)
+                .bind(b.slot as i64)
+                .bind(b.signing_root.map(|r| r.to_vec()))
+                .execute(&mut *tx)
+                .await?;
+            }
+            for a in &v.attestations {
+                sqlx::query(
+                    "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (validator_id, target_epoch, source_epoch) DO UPDATE SET
+                       signing_root = CASE WHEN signed_attestations.signing_root IS excluded.signing_root
+                                      THEN signed_attestations.signing_root ELSE NULL END",
+                )
+                .bind(id)
+                .bind(a.source_epoch as i64)
+                .bind(a.target_epoch as i64)
+                .bind(a.signing_root.map(|r| r.to_vec()))
+                .execute(&mut *tx)
+                .await?;
+            }
+            let existing = Self::watermarks(&mut tx, id).await?;
+            Self::set_watermarks(&mut tx, id, &merge_watermarks(&existing, &v.watermarks)).await?;
+            summary.validators += 1;
+            summary.blocks += v.blocks.len();
+            summary.attestations += v.attestations.len();
+        }
+        tx.commit().await?;
+        let _ = self.bound_root.set(prepared.genesis_validators_root);
+        Ok(summary)
+    }
+
     /// Binds the database to `root` if unbound; refuses another root. Runs inside the caller's transaction.
     async fn bind_genesis(
         &self,
@@ -549,60 +615,23 @@ impl ProtectionStore for SqliteStore {
     }
 
     async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        match self
-            .bind_genesis(&mut tx, prepared.genesis_validators_root)
-            .await
-        {
-            Ok(()) => {}
-            Err(ProtectionError::GenesisMismatch { requested, bound }) => {
-                return Err(InterchangeError::GenesisMismatch {
-                    file: requested,
-                    database: bound,
-                }
-                .into());
-            }
-            Err(e) => return Err(e),
-        }
+        // One transaction per bounded batch, so signing interleaves with a large import.
         let mut summary = ImportSummary::default();
-        for v in &prepared.validators {
-            let id = Self::validator_id(&mut tx, &v.pubkey).await?;
-            for b in &v.blocks {
-                sqlx::query(
-                    "INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (validator_id, slot) DO UPDATE SET signing_root =
-                       CASE WHEN signed_blocks.signing_root IS excluded.signing_root THEN signed_blocks.signing_root ELSE NULL END",
-                )
-                .bind(id)
-                .bind(b.slot as i64)
-                .bind(b.signing_root.map(|r| r.to_vec()))
-                .execute(&mut *tx)
-                .await?;
+        let batches = prepared.batches(IMPORT_BATCH_RECORDS);
+        let last = batches.len() - 1;
+        for (i, batch) in batches.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let s = self.import_batch(batch).await?;
+            summary.blocks += s.blocks;
+            summary.attestations += s.attestations;
+            if i < last {
+                // Another process (a running server, when this is the CLI) waits for SQLite's
+                // lock in its busy handler, which retries after sleeps of up to 100 ms: pause
+                // as long as the batch took (at most 100 ms) so that it gets its turn.
+                tokio::time::sleep(started.elapsed().min(Duration::from_millis(100))).await;
             }
-            for a in &v.attestations {
-                sqlx::query(
-                    "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (validator_id, target_epoch, source_epoch) DO UPDATE SET
-                       signing_root = CASE WHEN signed_attestations.signing_root IS excluded.signing_root
-                                      THEN signed_attestations.signing_root ELSE NULL END",
-                )
-                .bind(id)
-                .bind(a.source_epoch as i64)
-                .bind(a.target_epoch as i64)
-                .bind(a.signing_root.map(|r| r.to_vec()))
-                .execute(&mut *tx)
-                .await?;
-            }
-            let existing = Self::watermarks(&mut tx, id).await?;
-            Self::set_watermarks(&mut tx, id, &merge_watermarks(&existing, &v.watermarks)).await?;
-            summary.validators += 1;
-            summary.blocks += v.blocks.len();
-            summary.attestations += v.attestations.len();
         }
-        tx.commit().await?;
-        let _ = self.bound_root.set(prepared.genesis_validators_root);
+        summary.validators = prepared.validators.len();
         Ok(summary)
     }
 

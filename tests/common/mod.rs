@@ -396,7 +396,8 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
-fn pg_admin(admin_url: &str, sql: &str) -> Result<(), sqlx::Error> {
+/// Runs `sql` on a connection to `admin_url` (one statement or a script).
+pub fn pg_admin(admin_url: &str, sql: &str) -> Result<(), sqlx::Error> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -289,6 +289,8 @@ fn keymanager_needs_a_key_config_path_and_takes_a_token_file() {
 
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "operator-chosen-token\n").unwrap();
+    // A token file palisade did not create must be private (0600), or start-up is refused.
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let server = Server::start(

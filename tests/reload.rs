@@ -99,11 +99,13 @@ fn reload_adds_and_removes_keys_while_others_sign() {
     std::thread::sleep(Duration::from_millis(200));
     let r = client()
         .post(format!("{}/reload", server.url))
+        .json(&serde_json::json!({}))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
     let again = client()
         .post(format!("{}/reload", server.url))
+        .json(&serde_json::json!({}))
         .send()
         .unwrap();
     assert_eq!(

@@ -6,6 +6,13 @@
 //! `keymanager/<pubkey>.json` and `.txt` plus a `keymanager-<pubkey>.yaml` `file-keystore`
 //! config, so they load again after a restart or reload. Keys from other sources are listed as
 //! `readonly` and cannot be deleted here.
+//!
+//! Secrets in requests: the request body, the keystores, their passwords and the
+//! `slashing_protection` document are held in zeroize-on-drop buffers and never printed.
+//! Keystores are decrypted on the key-decryption pool ([`crate::keys::kdf_pool`]), never the
+//! signing pool, and refused before derivation when their KDF parameters are over the
+//! ceilings of [`crate::keys::eip2335`] (an `error` entry naming the ceiling). The
+//! `slashing_protection` document is parsed on the blocking pool, not an HTTP worker.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -35,11 +42,29 @@ impl ApiToken {
     /// Reads the token from `path`, or, when the file does not exist, writes a new random one
     /// (32 bytes from the OS, hex) there with mode 0600.
     ///
+    /// An existing token file must not be readable or writable by group or others (mode
+    /// `0600` or stricter): palisade did not create it, so it does not change its mode
+    /// itself, and refuses to start instead, naming the file and the `chmod 600` that fixes it.
+    ///
     /// # Errors
-    /// A message naming the file (never its content).
+    /// A message naming the file (never its content): unreadable, empty, or group/world
+    /// accessible.
     pub fn load_or_create(path: &Path) -> Result<ApiToken, String> {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            return Err(format!(
+                "the Keymanager API token file {} has mode {:04o}: it must not be accessible \
+                 to group or others; run `chmod 600 {}`",
+                path.display(),
+                meta.permissions().mode() & 0o7777,
+                path.display()
+            ));
+        }
         match std::fs::read_to_string(path) {
             Ok(text) => {
+                let text = Zeroizing::new(text);
                 let token = Zeroizing::new(text.trim().to_string());
                 if token.is_empty() {
                     return Err(format!("{} is empty", path.display()));
@@ -167,12 +192,14 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json!({ "data": data })))
 }
 
+/// The body of `POST /eth/v1/keystores`; every field is zeroized on drop, and there is no
+/// `Debug`.
 #[derive(Deserialize)]
 struct ImportRequest {
-    keystores: Vec<String>,
+    keystores: Vec<Zeroizing<String>>,
     passwords: Vec<Zeroizing<String>>,
     #[serde(default)]
-    slashing_protection: Option<String>,
+    slashing_protection: Option<Zeroizing<String>>,
 }
 
 #[derive(Deserialize)]
@@ -189,13 +216,17 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Result<T, HttpResponse>, ApiError> {
-    let body = super::read_body(req, payload, MAX_BODY_BYTES).await?;
-    Ok(serde_json::from_slice(&body).map_err(|e| {
+    use zeroize::Zeroize;
+    let mut body = super::read_body(req, payload, MAX_BODY_BYTES).await?;
+    let parsed = serde_json::from_slice(&body).map_err(|e| {
         message_error(
             actix_web::http::StatusCode::BAD_REQUEST,
             format!("bad request body: {e}"),
         )
-    }))
+    });
+    // The body may hold keystores and passwords.
+    body.as_mut().zeroize();
+    Ok(parsed)
 }
 
 fn write_0600(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -231,36 +262,39 @@ pub async fn import(
         ));
     }
     let n = request.keystores.len();
-    // Decrypt off the async threads (scrypt is slow by design).
+    // Decrypt on the key-decryption pool (scrypt is slow by design), never the signing pool.
     let keystores = request.keystores.clone();
     let passwords = request.passwords.clone();
-    let decrypted: Vec<Result<(MemoryKey, String), String>> =
-        tokio::task::spawn_blocking(move || {
-            use rayon::prelude::*;
-            keystores
-                .par_iter()
-                .zip(passwords.par_iter())
-                .map(|(ks, pw)| {
-                    eip2335::decrypt_bls(ks, pw)
-                        .map(|sk| {
-                            let key = MemoryKey::new(sk);
-                            let hex_pk = hex::encode(key.public_key());
-                            (key, hex_pk)
-                        })
-                        .map_err(|e| e.to_string())
-                })
-                .collect()
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("decryption failed: {e}")))?;
+    let decrypted: Vec<Result<(MemoryKey, String), String>> = crate::keys::on_kdf_pool(move || {
+        use rayon::prelude::*;
+        keystores
+            .par_iter()
+            .zip(passwords.par_iter())
+            .map(|(ks, pw)| {
+                eip2335::decrypt_bls(ks, pw)
+                    .map(|sk| {
+                        let key = MemoryKey::new(sk);
+                        let hex_pk = hex::encode(key.public_key());
+                        (key, hex_pk)
+                    })
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    })
+    .await
+    .ok_or_else(|| ApiError::Internal("decryption failed: the pool dropped the job".into()))?;
 
     let all_error = |msg: String| {
         HttpResponse::Ok().json(json!({
             "data": (0..n).map(|_| json!({"status": "error", "message": msg})).collect::<Vec<_>>()
         }))
     };
-    if let Some(text) = &request.slashing_protection {
-        let prepared = match interchange::parse(text) {
+    if let Some(text) = request.slashing_protection.clone() {
+        // Parsing a large document is CPU work: off the HTTP worker.
+        let parsed = tokio::task::spawn_blocking(move || interchange::parse(&text))
+            .await
+            .map_err(|e| ApiError::Internal(format!("slashing_protection parsing failed: {e}")))?;
+        let prepared = match parsed {
             Ok(p) => p,
             Err(e) => return Ok(all_error(format!("slashing_protection not imported: {e}"))),
         };
@@ -396,6 +430,7 @@ pub async fn delete(
         state.keys.replace(next);
         for key in &to_delete {
             let (ks, pw, yaml) = km.files(&hex::encode(key));
+            crate::keys::forget_decrypted(&ks);
             for f in [yaml, ks, pw] {
                 let _ = std::fs::remove_file(f);
             }

@@ -2,21 +2,32 @@
 //!
 //! Keys are loaded once at start-up: EIP-2335 keystores from a directory (passwords from a
 //! directory of `<keystore stem>.txt` files or from one file) and Web3Signer-style YAML key
-//! files (`type: file-keystore`, `type: file-raw`). Decryption runs in parallel on all cores.
-//! A file that fails to load is reported with its name and reason; the others still load.
+//! files (`type: file-keystore`, `type: file-raw`). A file that fails to load is reported with
+//! its name and reason; the others still load.
+//!
+//! Key decryption (EIP-2335 KDFs, and every other key load) runs on its own bounded thread
+//! pool, [`kdf_pool`] (half the cores, at least one thread), never on the signing pool that
+//! [`sign_on_pool`] uses: a reload, SIGHUP or Keymanager import decrypting many scrypt
+//! keystores does not make signatures with the other keys queue behind it. Decrypted keystores
+//! are remembered per file, with a SHA-256 fingerprint of the keystore's bytes and its
+//! password: a reload decrypts again only the keystores whose file or password changed, and
+//! reuses the key already in memory for the others (failures are remembered the same way).
 
 pub mod eip2335;
 pub mod key_config;
 pub mod keystore_writer;
+pub mod locked;
 pub mod pkcs11;
 pub mod reload;
 pub mod tezos;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
+use parking_lot::Mutex;
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::chain::tezos::policy::Policy;
@@ -43,6 +54,53 @@ pub trait Signer: Send + Sync {
 #[error("signing backend failed: {0}")]
 pub struct SignError(pub String);
 
+/// The key-decryption pool: `max(1, cores / 2)` threads named `palisade-kdf-N`, separate from
+/// the signing pool (rayon's global pool), so that key derivation never delays a signature in
+/// the signing pool's queue. `None` when its threads could not be started (decryption then
+/// runs on the calling thread).
+pub fn kdf_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: LazyLock<Option<rayon::ThreadPool>> = LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match rayon::ThreadPoolBuilder::new()
+            .num_threads((cores / 2).max(1))
+            .thread_name(|i| format!("palisade-kdf-{i}"))
+            .build()
+        {
+            Ok(pool) => Some(pool),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the key-decryption pool; keys are decrypted on the calling thread");
+                None
+            }
+        }
+    });
+    POOL.as_ref()
+}
+
+/// Runs a blocking closure on the key-decryption pool ([`kdf_pool`]) and waits for it: rayon
+/// parallel iterators inside `f` use that pool too. Call it from a blocking thread, not an
+/// async worker.
+pub fn in_kdf_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match kdf_pool() {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
+}
+
+/// Runs a CPU-bound closure on the key-decryption pool ([`kdf_pool`]) from async code;
+/// `None` if the pool dropped it.
+pub async fn on_kdf_pool<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    match kdf_pool() {
+        Some(pool) => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            pool.spawn(move || {
+                let _ = tx.send(f());
+            });
+            rx.await.ok()
+        }
+        None => tokio::task::spawn_blocking(f).await.ok(),
+    }
+}
+
 /// Runs a CPU-bound closure on the signing pool (one thread per core); `None` if the pool
 /// dropped it.
 pub async fn on_pool<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
@@ -67,9 +125,10 @@ pub async fn sign_on_pool(
         .unwrap_or_else(|| Err(SignError("signing pool dropped the job".into())))
 }
 
-/// A BLS key held in process memory (zeroized on drop).
+/// A BLS key held in process memory: zeroized on drop, its pages locked in RAM where the
+/// platform and `RLIMIT_MEMLOCK` allow ([`locked::Locked`]). `Debug` prints the public key only.
 pub struct MemoryKey {
-    secret: SecretKey,
+    secret: locked::Locked<SecretKey>,
     public: [u8; 48],
 }
 
@@ -77,7 +136,20 @@ impl MemoryKey {
     /// Wraps a secret key, computing its public key once.
     pub fn new(secret: SecretKey) -> Self {
         let public = secret.public_key();
-        MemoryKey { secret, public }
+        MemoryKey {
+            secret: locked::Locked::new(secret),
+            public,
+        }
+    }
+}
+
+impl std::fmt::Debug for MemoryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "MemoryKey(0x{}, <secret redacted>)",
+            hex::encode(self.public)
+        )
     }
 }
 
@@ -153,6 +225,18 @@ pub struct KeyRegistry {
     info: HashMap<String, KeyInfo>,
     /// Inventory data of the files that failed, in `errors` order.
     failed: Vec<FailedKey>,
+    /// How many keystores the load that built this registry decrypted and reused.
+    decryption: DecryptionCounts,
+}
+
+/// Keystores a [`KeyRegistry::load`] decrypted, and those whose key (or failure) it reused
+/// from an earlier load because neither the file nor its password changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecryptionCounts {
+    /// Keystores decrypted (their KDF ran).
+    pub decrypted: usize,
+    /// Keystores whose earlier outcome was reused without running the KDF.
+    pub reused: usize,
 }
 
 impl KeyRegistry {
@@ -180,6 +264,7 @@ impl KeyRegistry {
             errors: Vec::new(),
             info,
             failed: Vec::new(),
+            decryption: DecryptionCounts::default(),
         }
     }
 
@@ -222,7 +307,13 @@ impl KeyRegistry {
             errors: self.errors.clone(),
             info: self.info.clone(),
             failed: self.failed.clone(),
+            decryption: self.decryption,
         }
+    }
+
+    /// How many keystores the load that built this registry decrypted and reused.
+    pub fn decryption_counts(&self) -> DecryptionCounts {
+        self.decryption
     }
 
     /// This registry plus eth2 keys loaded at run time (Keymanager import).
@@ -289,9 +380,11 @@ impl KeyRegistry {
         &self.errors
     }
 
-    /// Loads every key named by `sources`, decrypting in parallel. Failures are collected,
-    /// logged with file and reason, and do not stop the other keys from loading. A public key
-    /// that appears twice is kept once.
+    /// Loads every key named by `sources`, decrypting in parallel on the key-decryption pool
+    /// ([`kdf_pool`]; this call blocks until done: run it on a blocking thread). Keystores
+    /// whose file and password are unchanged since an earlier load are not decrypted again.
+    /// Failures are collected, logged with file and reason, and do not stop the other keys
+    /// from loading. A public key that appears twice is kept once.
     pub fn load(sources: &KeySources) -> KeyRegistry {
         let mut jobs: Vec<Job> = Vec::new();
         let mut errors = Vec::new();
@@ -318,13 +411,30 @@ impl KeyRegistry {
                 error: e.clone(),
             })
             .collect();
-        let results: Vec<Result<Loaded, FailedKey>> = jobs
-            .into_par_iter()
-            .map(|job| {
-                let (chain, key) = job.identity();
-                job.run().map_err(|error| FailedKey { chain, key, error })
-            })
-            .collect();
+        let decrypted = std::sync::atomic::AtomicUsize::new(0);
+        let reused = std::sync::atomic::AtomicUsize::new(0);
+        let seen = Mutex::new(std::collections::HashSet::new());
+        let counts = Counts {
+            decrypted: &decrypted,
+            reused: &reused,
+            seen: &seen,
+        };
+        let results: Vec<Result<Loaded, FailedKey>> = in_kdf_pool(|| {
+            jobs.into_par_iter()
+                .map(|job| {
+                    let (chain, key) = job.identity();
+                    job.run(counts)
+                        .map_err(|error| FailedKey { chain, key, error })
+                })
+                .collect()
+        });
+        // Keystores no longer configured (or no longer readable) are forgotten.
+        let seen = seen.into_inner();
+        DECRYPTED.lock().retain(|path, _| seen.contains(path));
+        let decryption = DecryptionCounts {
+            decrypted: decrypted.into_inner(),
+            reused: reused.into_inner(),
+        };
         let now = now_ms();
         let mut keys: HashMap<[u8; 48], Arc<dyn Signer>> = HashMap::new();
         let mut tezos: HashMap<String, Arc<TezosKey>> = HashMap::new();
@@ -345,7 +455,7 @@ impl KeyRegistry {
                         source,
                         loaded_at_ms: now,
                     });
-                    keys.insert(key.public_key(), Arc::new(key));
+                    keys.insert(key.public_key(), key);
                 }
                 Ok(Loaded::Tezos(k)) => {
                     if let Some(first) = tezos.get(&k.pkh) {
@@ -379,8 +489,80 @@ impl KeyRegistry {
             errors,
             info,
             failed,
+            decryption,
         }
     }
+}
+
+/// Counters shared by the jobs of one load.
+#[derive(Clone, Copy)]
+struct Counts<'a> {
+    decrypted: &'a std::sync::atomic::AtomicUsize,
+    reused: &'a std::sync::atomic::AtomicUsize,
+    /// The keystore files this load decrypted or reused.
+    seen: &'a Mutex<std::collections::HashSet<PathBuf>>,
+}
+
+/// One remembered keystore decryption.
+struct Remembered {
+    /// SHA-256 over the keystore's bytes and its normalised password (length-prefixed).
+    fingerprint: [u8; 32],
+    /// The key, or the error message.
+    outcome: Result<Arc<MemoryKey>, String>,
+}
+
+/// Remembered keystore decryptions, by keystore file.
+static DECRYPTED: LazyLock<Mutex<HashMap<PathBuf, Remembered>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Forgets the remembered decryption of a keystore file (its key is dropped once no
+/// registry serves it), so that a deleted keystore's secret does not stay in memory until
+/// the next reload. Used by the Keymanager API's delete.
+pub fn forget_decrypted(file: &Path) {
+    DECRYPTED.lock().remove(file);
+}
+
+/// The fingerprint of a keystore file's content and password (see [`Remembered`]).
+fn fingerprint(json: &str, password: &str) -> [u8; 32] {
+    let password = eip2335::normalize_password(password);
+    let mut h = Sha256::new();
+    h.update(b"palisade keystore fingerprint v1");
+    h.update((json.len() as u64).to_be_bytes());
+    h.update(json.as_bytes());
+    h.update((password.len() as u64).to_be_bytes());
+    h.update(&*password);
+    h.finalize().into()
+}
+
+/// Decrypts a keystore file's JSON, or reuses the outcome of an earlier decryption of the
+/// same file when its content and password are unchanged.
+fn decrypt_remembered(
+    file: &Path,
+    json: &str,
+    password: &str,
+    counts: Counts<'_>,
+) -> Result<Arc<MemoryKey>, String> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let fp = fingerprint(json, password);
+    counts.seen.lock().insert(file.to_path_buf());
+    if let Some(r) = DECRYPTED.lock().get(file)
+        && r.fingerprint == fp
+    {
+        counts.reused.fetch_add(1, Relaxed);
+        return r.outcome.clone();
+    }
+    counts.decrypted.fetch_add(1, Relaxed);
+    let outcome = eip2335::decrypt_bls(json, password)
+        .map(|sk| Arc::new(MemoryKey::new(sk)))
+        .map_err(|e| e.to_string());
+    DECRYPTED.lock().insert(
+        file.to_path_buf(),
+        Remembered {
+            fingerprint: fp,
+            outcome: outcome.clone(),
+        },
+    );
+    outcome
 }
 
 /// One key to load: where it is and how to open it.
@@ -423,7 +605,7 @@ pub(crate) enum Job {
 /// A key a [`Job`] loaded.
 enum Loaded {
     Eth2 {
-        key: MemoryKey,
+        key: Arc<MemoryKey>,
         /// As in [`KeyInfo::backend`].
         backend: String,
         source: PathBuf,
@@ -464,7 +646,7 @@ impl Job {
         }
     }
 
-    fn run(self) -> Result<Loaded, LoadError> {
+    fn run(self, counts: Counts<'_>) -> Result<Loaded, LoadError> {
         match self {
             Job::Tezos {
                 file,
@@ -509,7 +691,7 @@ impl Job {
                 let sk = pkcs11::wrapped::load_file(&token, &wrapped, aes_key_label.as_deref())
                     .map_err(fail)?;
                 Ok(Loaded::Eth2 {
-                    key: MemoryKey::new(sk),
+                    key: Arc::new(MemoryKey::new(sk)),
                     backend: format!(
                         "pkcs11-wrapped keystore {} (token `{}`)",
                         wrapped.display(),
@@ -533,12 +715,11 @@ impl Job {
                         reason: format!("keystore {}: {reason}", file.display()),
                     },
                 };
-                let json = std::fs::read_to_string(&file)
-                    .map_err(|e| fail(format!("cannot read keystore: {e}")))?;
+                let json = read_keystore_file(&file).map_err(fail)?;
                 let password = read_password_file(&password_file).map_err(fail)?;
-                let sk = eip2335::decrypt_bls(&json, &password).map_err(|e| fail(e.to_string()))?;
+                let key = decrypt_remembered(&file, &json, &password, counts).map_err(fail)?;
                 Ok(Loaded::Eth2 {
-                    key: MemoryKey::new(sk),
+                    key,
                     backend: match &origin {
                         None => "keystore".into(),
                         Some(_) => format!("keystore {} (file-keystore)", file.display()),
@@ -560,13 +741,31 @@ impl Job {
                     reason: format!("privateKey: {e}"),
                 })?;
                 Ok(Loaded::Eth2 {
-                    key: MemoryKey::new(sk),
+                    key: Arc::new(MemoryKey::new(sk)),
                     backend: "file-raw".into(),
                     source: file,
                 })
             }
         }
     }
+}
+
+/// Reads an EIP-2335 keystore file, refusing one over [`eip2335::MAX_KEYSTORE_BYTES`]
+/// before reading it.
+///
+/// # Errors
+/// A message naming the problem (never the content).
+fn read_keystore_file(file: &Path) -> Result<String, String> {
+    let len = std::fs::metadata(file)
+        .map_err(|e| format!("cannot read keystore: {e}"))?
+        .len();
+    if len > eip2335::MAX_KEYSTORE_BYTES as u64 {
+        return Err(format!(
+            "keystore of {len} bytes, over the limit of {} bytes",
+            eip2335::MAX_KEYSTORE_BYTES
+        ));
+    }
+    std::fs::read_to_string(file).map_err(|e| format!("cannot read keystore: {e}"))
 }
 
 /// Reads a password file: its text without trailing newlines, zeroized on drop.

@@ -5,6 +5,10 @@
 //! pool) while the current one keeps signing, registers new eth2 keys in the protection
 //! database, then swaps the registry in one atomic step: a request sees either the old set or
 //! the new one, never a mix, and requests for keys in both are never interrupted.
+//!
+//! Keys are decrypted on the key-decryption pool ([`super::kdf_pool`]), not the signing pool,
+//! and only keystores whose file or password changed are decrypted again: the log line
+//! `keys reloaded` gives `decrypted` and `reused` counts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,11 +107,13 @@ impl Reloader {
                 let mut s = me.status.lock();
                 s.finished_at = Some(rfc3339_ms(now_ms()));
                 match outcome {
-                    Ok((added, removed, errors)) => {
+                    Ok((added, removed, errors, counts)) => {
                         tracing::info!(
                             added = added.len(),
                             removed = removed.len(),
                             errors,
+                            decrypted = counts.decrypted,
+                            reused = counts.reused,
                             "keys reloaded"
                         );
                         s.status = "completed";
@@ -127,7 +133,9 @@ impl Reloader {
         true
     }
 
-    async fn run(&self) -> Result<(Vec<String>, Vec<String>, usize), String> {
+    async fn run(
+        &self,
+    ) -> Result<(Vec<String>, Vec<String>, usize, super::DecryptionCounts), String> {
         let sources = self.sources.clone();
         let fresh = tokio::task::spawn_blocking(move || {
             super::pkcs11::forget_failed_tokens();
@@ -148,8 +156,9 @@ impl Reloader {
         let added = after.difference(&before).cloned().collect();
         let removed = before.difference(&after).cloned().collect();
         let errors = fresh.failed().len();
+        let counts = fresh.decryption_counts();
         crate::metrics::METRICS.set_keys(&fresh);
         self.keys.replace(fresh);
-        Ok((added, removed, errors))
+        Ok((added, removed, errors, counts))
     }
 }

@@ -44,9 +44,11 @@ pub trait TezosSigner: Send + Sync {
     }
 }
 
-/// A Tezos secret key held in process memory (zeroized on drop).
+/// A Tezos secret key held in process memory: zeroized on drop, its pages locked in RAM where
+/// the platform and `RLIMIT_MEMLOCK` allow ([`super::locked::Locked`]). `Debug` prints the
+/// public key hash only.
 pub struct MemoryTezosKey {
-    secret: SecretKey,
+    secret: super::locked::Locked<SecretKey>,
     public: PublicKey,
 }
 
@@ -54,7 +56,20 @@ impl MemoryTezosKey {
     /// Wraps a secret key, computing its public key once.
     pub fn new(secret: SecretKey) -> Self {
         let public = secret.public_key();
-        MemoryTezosKey { secret, public }
+        MemoryTezosKey {
+            secret: super::locked::Locked::new(secret),
+            public,
+        }
+    }
+}
+
+impl std::fmt::Debug for MemoryTezosKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "MemoryTezosKey({}, <secret redacted>)",
+            self.public.pkh_b58()
+        )
     }
 }
 
@@ -136,10 +151,25 @@ pub(crate) fn load(
 }
 
 /// One entry of an octez client's `secret_keys` file (`[{"name": …, "value": …}]`).
-#[derive(Debug, serde::Deserialize)]
+/// `Debug` shows the alias and the URI's scheme only, never the key.
+#[derive(serde::Deserialize)]
 struct OctezSecretKey {
     name: String,
     value: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for OctezSecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self
+            .value
+            .trim()
+            .split_once(':')
+            .map_or("", |(scheme, _)| scheme);
+        f.debug_struct("OctezSecretKey")
+            .field("name", &self.name)
+            .field("value", &format_args!("{scheme}:<redacted>"))
+            .finish()
+    }
 }
 
 /// A `tezos-secret` key config as `import-octez` writes it.
@@ -280,4 +310,34 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn octez_secret_key_debug_is_redacted() {
+        let entry = OctezSecretKey {
+            name: "baker".into(),
+            value: Zeroizing::new(
+                "unencrypted:edsk4TjJWEszkHKono7XMnepVqwi37FrpbVt1KCsifJeAGimxheShG".into(),
+            ),
+        };
+        let shown = format!("{entry:?}");
+        assert!(shown.contains("baker"), "{shown}");
+        assert!(shown.contains("unencrypted:<redacted>"), "{shown}");
+        assert!(!shown.contains("edsk"), "{shown}");
+    }
+
+    #[test]
+    fn memory_key_debug_is_redacted() {
+        let sk =
+            SecretKey::from_b58("edsk4TjJWEszkHKono7XMnepVqwi37FrpbVt1KCsifJeAGimxheShG").unwrap();
+        let key = MemoryTezosKey::new(sk);
+        let shown = format!("{key:?}");
+        assert!(shown.starts_with("MemoryTezosKey(tz1"), "{shown}");
+        assert!(!shown.contains("edsk"), "{shown}");
+        assert!(key.sign(&[3, 1, 2, 3], 0).is_ok());
+    }
 }

@@ -1206,8 +1206,9 @@ fn keymanager_delete_then_reimport(backend: Backend) {
     assert_eq!(st[0].0, "imported", "{st:?}");
     first_two_steps(&server, &pk);
 
-    // DELETE, then re-import with the DELETE's own export: the exact repeat is signed again,
-    // the surround stays refused.
+    // DELETE, then re-import with the DELETE's own export: the surround stays refused, and
+    // so does the exact repeat of 5->10 (at the import's target watermark nothing is signed,
+    // repeat or not: docs/design.md), while the next vote is signed.
     let deleted = delete();
     let export = deleted["slashing_protection"].as_str().unwrap().to_string();
     let st = keystores_post(
@@ -1217,7 +1218,7 @@ fn keymanager_delete_then_reimport(backend: Backend) {
     );
     assert_eq!(st[0].0, "imported", "re-import with its export: {st:?}");
     let (s, body) = server.sign(&pk, &attestation(GVR, 5, 10, 1));
-    assert_eq!(s, 200, "the exact repeat of 5->10 after re-import: {body}");
+    assert_refusal(s, &body, &|| "the repeat of 5->10 at the watermark".into());
     let (s, body) = server.sign(&pk, &attestation(GVR, 4, 11, 1));
     assert_refusal(s, &body, &|| "4->11 after DELETE and re-import".into());
 
@@ -1237,6 +1238,8 @@ fn keymanager_delete_then_reimport(backend: Backend) {
     }
     let (s, body) = server.sign(&pk, &attestation(GVR, 5, 11, 1));
     assert_eq!(s, 200, "5->11 is safe and must be signed: {body}");
+    let (s, body) = server.sign(&pk, &attestation(GVR, 5, 11, 1));
+    assert_eq!(s, 200, "its exact repeat, above the watermarks, is signed again: {body}");
     // Both votes at target 10 are kept as rows (5->10, 3->10, then 5->11). The export stands
     // for them with the watermarks' root-less record at (5, 10), which dominates 3->10.
     assert_eq!(

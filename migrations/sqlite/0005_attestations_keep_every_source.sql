@@ -19,12 +19,3 @@ DROP TABLE signed_attestations;
 ALTER TABLE signed_attestations_v2 RENAME TO signed_attestations;
 CREATE INDEX signed_attestations_by_source ON signed_attestations (validator_id, source_epoch);
 
--- Pruning watermarks, apart from the import watermarks (EIP-3076's minima): below them not
--- even an exact repeat of a record is signed, because a record there (imported after the
--- pruning) may conflict with a deleted one. Which of the existing watermarks came from
--- pruning cannot be told any more, so all of them become pruning watermarks too (stricter).
-ALTER TABLE low_watermarks ADD COLUMN pruned_slot INTEGER;
-ALTER TABLE low_watermarks ADD COLUMN pruned_source_epoch INTEGER;
-ALTER TABLE low_watermarks ADD COLUMN pruned_target_epoch INTEGER;
-UPDATE low_watermarks SET pruned_slot = slot, pruned_source_epoch = source_epoch,
-                          pruned_target_epoch = target_epoch;

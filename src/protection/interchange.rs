@@ -258,7 +258,6 @@ pub fn prepare(interchange: &Interchange) -> Result<PreparedImport, InterchangeE
                 slot: blocks.keys().next().copied(),
                 source_epoch: atts.keys().map(|(_, s)| *s).min(),
                 target_epoch: atts.keys().next().map(|(t, _)| *t),
-                ..LowWatermarks::default()
             };
             ValidatorImport {
                 pubkey,
@@ -313,7 +312,6 @@ pub fn merge_watermarks(existing: &LowWatermarks, imported: &LowWatermarks) -> L
         slot: max(existing.slot, imported.slot),
         source_epoch: max(existing.source_epoch, imported.source_epoch),
         target_epoch: max(existing.target_epoch, imported.target_epoch),
-        ..*existing
     }
 }
 
@@ -330,7 +328,8 @@ pub fn merge_watermarks(existing: &LowWatermarks, imported: &LowWatermarks) -> L
 pub fn exported_records(
     history: &super::ValidatorHistory,
 ) -> (Vec<SignedBlock>, Vec<SignedAttestation>) {
-    let (w_slot, w_source, w_target) = history.watermarks.effective();
+    let w = &history.watermarks;
+    let (w_slot, w_source, w_target) = (w.slot, w.source_epoch, w.target_epoch);
     let mut blocks: Vec<SignedBlock> = history
         .blocks
         .iter()
@@ -509,8 +508,6 @@ mod tests {
             slot: Some(10),
             source_epoch: None,
             target_epoch: Some(4),
-            pruned_target_epoch: Some(9),
-            ..LowWatermarks::default()
         };
         let new = LowWatermarks {
             slot: Some(7),
@@ -524,8 +521,6 @@ mod tests {
                 slot: Some(10),
                 source_epoch: Some(3),
                 target_epoch: Some(6),
-                pruned_target_epoch: Some(9),
-                ..LowWatermarks::default()
             }
         );
     }

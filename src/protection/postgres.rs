@@ -174,7 +174,7 @@ fn block_row(r: PgRow) -> SignedBlock {
     }
 }
 
-/// The low watermarks in six columns of `r` from `first` on (see [`LowWatermarks::from_columns`]).
+/// The low watermarks in three columns of `r` from `first` on (see [`LowWatermarks::from_columns`]).
 fn low_of(r: &PgRow, first: usize) -> LowWatermarks {
     LowWatermarks::from_columns(std::array::from_fn(|k| r.get::<Option<i64>, _>(first + k)))
 }
@@ -275,8 +275,7 @@ impl PostgresStore {
         validator: i64,
     ) -> Result<LowWatermarks, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT slot, source_epoch, target_epoch, pruned_slot, pruned_source_epoch, pruned_target_epoch
-             FROM low_watermarks WHERE validator_id = $1",
+            "SELECT slot, source_epoch, target_epoch FROM low_watermarks WHERE validator_id = $1",
         )
         .bind(validator)
         .fetch_optional(&mut *conn)
@@ -304,19 +303,13 @@ impl PostgresStore {
     ) -> Result<(), sqlx::Error> {
         let c = w.columns();
         sqlx::query(
-            "INSERT INTO low_watermarks (validator_id, slot, source_epoch, target_epoch,
-                                         pruned_slot, pruned_source_epoch, pruned_target_epoch)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (validator_id) DO UPDATE SET slot = $2, source_epoch = $3, target_epoch = $4,
-               pruned_slot = $5, pruned_source_epoch = $6, pruned_target_epoch = $7",
+            "INSERT INTO low_watermarks (validator_id, slot, source_epoch, target_epoch) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (validator_id) DO UPDATE SET slot = $2, source_epoch = $3, target_epoch = $4",
         )
         .bind(validator)
         .bind(c[0])
         .bind(c[1])
         .bind(c[2])
-        .bind(c[3])
-        .bind(c[4])
-        .bind(c[5])
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -1045,8 +1038,7 @@ mod batch {
 
         let mut watermarks: HashMap<i64, LowWatermarks> = HashMap::new();
         for r in sqlx::query(
-            "SELECT validator_id, slot, source_epoch, target_epoch, pruned_slot, pruned_source_epoch,
-                    pruned_target_epoch FROM low_watermarks WHERE validator_id = ANY($1)",
+            "SELECT validator_id, slot, source_epoch, target_epoch FROM low_watermarks WHERE validator_id = ANY($1)",
         )
         .bind(&ids)
         .fetch_all(&mut *tx)

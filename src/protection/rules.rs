@@ -23,66 +23,43 @@ pub struct SignedAttestation {
     pub signing_root: SigningRoot,
 }
 
-/// Per-validator low watermarks. Palisade's own signing never sets them; imports and pruning
-/// do, each its own kind:
-/// - the import conditions of EIP-3076 (`slot`, `source_epoch`, `target_epoch`: the minima of
-///   the imported files): below them only an exact repeat of a record is signed again;
-/// - the pruning watermarks (`pruned_*`: the largest slot, source and target that pruning
-///   deleted): below them nothing is signed, not even a repeat of a record, because a record
-///   there (imported after the pruning) may conflict with a deleted one that no check can see
-///   any more (found by the model-based tests, issue 13).
+/// Per-validator low watermarks. Palisade's own signing never sets them; imports (the minima
+/// of the imported files, EIP-3076's import conditions) and pruning (the largest pruned slot,
+/// source and target) do, and they only rise.
+///
+/// They are strict: at or below them nothing is signed, not even an exact repeat of a record.
+/// EIP-3076 lets a repeat through; palisade does not, because a record below a watermark may
+/// have been imported after the records the watermark stands for were pruned (or left behind
+/// in a migration), and re-signing it could conflict with one of those that no check can see
+/// any more. The model-based tests found both sequences (prune, import, repeat; and prune,
+/// export, import into a fresh database, import, repeat: issue 13). The cost is liveness
+/// only: a validator client that asks again for a duty at the edge of an imported history
+/// gets 412 (the interchange suite's "complete" column allows this everywhere).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LowWatermarks {
-    /// No block at or below this slot is signed unless it repeats a record.
-    pub slot: Option<u64>,
-    /// No attestation with a source below this epoch is signed unless it repeats a record.
-    pub source_epoch: Option<u64>,
-    /// No attestation with a target at or below this epoch is signed unless it repeats a record.
-    pub target_epoch: Option<u64>,
     /// No block at or below this slot is signed.
-    pub pruned_slot: Option<u64>,
+    pub slot: Option<u64>,
     /// No attestation with a source below this epoch is signed.
-    pub pruned_source_epoch: Option<u64>,
+    pub source_epoch: Option<u64>,
     /// No attestation with a target at or below this epoch is signed.
-    pub pruned_target_epoch: Option<u64>,
+    pub target_epoch: Option<u64>,
 }
 
 impl LowWatermarks {
-    /// The stricter of the two kinds, per field: what an export must carry (slot, source
-    /// epoch, target epoch).
-    pub fn effective(&self) -> (Option<u64>, Option<u64>, Option<u64>) {
-        (
-            self.slot.max(self.pruned_slot),
-            self.source_epoch.max(self.pruned_source_epoch),
-            self.target_epoch.max(self.pruned_target_epoch),
-        )
-    }
-
-    /// From the six nullable columns of a `low_watermarks` row, in the order `slot,
-    /// source_epoch, target_epoch, pruned_slot, pruned_source_epoch, pruned_target_epoch`.
-    pub fn from_columns(c: [Option<i64>; 6]) -> Self {
+    /// From the nullable columns `slot, source_epoch, target_epoch` of a `low_watermarks` row.
+    pub fn from_columns(c: [Option<i64>; 3]) -> Self {
         let u = |v: Option<i64>| v.map(|x| x as u64);
         LowWatermarks {
             slot: u(c[0]),
             source_epoch: u(c[1]),
             target_epoch: u(c[2]),
-            pruned_slot: u(c[3]),
-            pruned_source_epoch: u(c[4]),
-            pruned_target_epoch: u(c[5]),
         }
     }
 
-    /// The six columns of a `low_watermarks` row, in [`LowWatermarks::from_columns`]'s order.
-    pub fn columns(&self) -> [Option<i64>; 6] {
+    /// The columns of a `low_watermarks` row, in [`LowWatermarks::from_columns`]'s order.
+    pub fn columns(&self) -> [Option<i64>; 3] {
         let i = |v: Option<u64>| v.map(|x| x as i64);
-        [
-            i(self.slot),
-            i(self.source_epoch),
-            i(self.target_epoch),
-            i(self.pruned_slot),
-            i(self.pruned_source_epoch),
-            i(self.pruned_target_epoch),
-        ]
+        [i(self.slot), i(self.source_epoch), i(self.target_epoch)]
     }
 }
 
@@ -201,8 +178,7 @@ pub fn check_attestation_high_watermark(
 }
 
 /// The low watermarks that keep every rule at least as strict after deleting the records
-/// `pruned_blocks` and `pruned_attestations`: the pruning watermarks rise to the largest
-/// pruned slot, source and target (the import watermarks stay as they are).
+/// `pruned_blocks` and `pruned_attestations` (the largest pruned slot, source and target).
 pub fn watermarks_after_pruning(
     existing: &LowWatermarks,
     pruned_blocks: &[SignedBlock],
@@ -210,19 +186,15 @@ pub fn watermarks_after_pruning(
 ) -> LowWatermarks {
     let max = |a: Option<u64>, b: Option<u64>| a.max(b);
     LowWatermarks {
-        pruned_slot: max(
-            existing.pruned_slot,
-            pruned_blocks.iter().map(|b| b.slot).max(),
-        ),
-        pruned_source_epoch: max(
-            existing.pruned_source_epoch,
+        slot: max(existing.slot, pruned_blocks.iter().map(|b| b.slot).max()),
+        source_epoch: max(
+            existing.source_epoch,
             pruned_attestations.iter().map(|a| a.source_epoch).max(),
         ),
-        pruned_target_epoch: max(
-            existing.pruned_target_epoch,
+        target_epoch: max(
+            existing.target_epoch,
             pruned_attestations.iter().map(|a| a.target_epoch).max(),
         ),
-        ..*existing
     }
 }
 
@@ -231,33 +203,30 @@ pub fn watermarks_after_pruning(
 ///
 /// # Errors
 /// [`Violation::DoubleProposal`] if a record at `slot` has another or no signing root;
-/// [`Violation::BlockBelowWatermark`] if `slot` is at or below the pruning watermark, or at
-/// or below the import watermark and does not repeat a record.
+/// [`Violation::BlockBelowWatermark`] if `slot` is at or below the low slot watermark (a
+/// repeat too, see [`LowWatermarks`]).
 pub fn check_block(
     same_slot: Option<&SignedBlock>,
     watermarks: &LowWatermarks,
     slot: u64,
     signing_root: [u8; 32],
 ) -> Result<Decision, Violation> {
-    if let Some(w) = watermarks.pruned_slot
-        && slot <= w
-    {
-        return Err(Violation::BlockBelowWatermark { slot, watermark: w });
-    }
     if let Some(existing) = same_slot {
         debug_assert_eq!(existing.slot, slot);
-        return if existing.signing_root == Some(signing_root) {
-            Ok(Decision::SignRepeat)
-        } else {
-            Err(Violation::DoubleProposal { slot })
-        };
+        if existing.signing_root != Some(signing_root) {
+            return Err(Violation::DoubleProposal { slot });
+        }
     }
     if let Some(w) = watermarks.slot
         && slot <= w
     {
         return Err(Violation::BlockBelowWatermark { slot, watermark: w });
     }
-    Ok(Decision::SignAndRecord)
+    Ok(if same_slot.is_some() {
+        Decision::SignRepeat
+    } else {
+        Decision::SignAndRecord
+    })
 }
 
 /// Checks an attestation `source_epoch -> target_epoch` with `signing_root` against the
@@ -268,7 +237,7 @@ pub fn check_block(
 ///
 /// # Errors
 /// The first [`Violation`] found, in this order: source after target, double vote,
-/// surround (either way), watermarks.
+/// surround (either way), watermarks (which refuse repeats too, see [`LowWatermarks`]).
 pub fn check_attestation(
     candidates: &[SignedAttestation],
     watermarks: &LowWatermarks,
@@ -315,26 +284,7 @@ pub fn check_attestation(
             });
         }
     }
-    // Below the pruning watermarks not even a repeat is signed (see [`LowWatermarks`]).
-    if let Some(w) = watermarks.pruned_source_epoch
-        && source_epoch < w
-    {
-        return Err(Violation::SourceBelowWatermark {
-            source_epoch,
-            watermark: w,
-        });
-    }
-    if let Some(w) = watermarks.pruned_target_epoch
-        && target_epoch <= w
-    {
-        return Err(Violation::TargetBelowWatermark {
-            target_epoch,
-            watermark: w,
-        });
-    }
-    if repeat {
-        return Ok(Decision::SignRepeat);
-    }
+    // At or below the watermarks not even a repeat is signed (see [`LowWatermarks`]).
     if let Some(w) = watermarks.source_epoch
         && source_epoch < w
     {
@@ -351,6 +301,9 @@ pub fn check_attestation(
             watermark: w,
         });
     }
+    if repeat {
+        return Ok(Decision::SignRepeat);
+    }
     Ok(Decision::SignAndRecord)
 }
 
@@ -364,9 +317,6 @@ mod tests {
         slot: None,
         source_epoch: None,
         target_epoch: None,
-        pruned_slot: None,
-        pruned_source_epoch: None,
-        pruned_target_epoch: None,
     };
 
     fn att(s: u64, t: u64, root: SigningRoot) -> SignedAttestation {
@@ -412,12 +362,20 @@ mod tests {
             })
         );
         assert_eq!(check_block(None, &w, 11, A), Ok(Decision::SignAndRecord));
-        // an exact repeat below the watermark is still signed
+        // not even an exact repeat at or below the watermark is signed
         let rec3 = SignedBlock {
             slot: 3,
             signing_root: Some(A),
         };
-        assert_eq!(check_block(Some(&rec3), &w, 3, A), Ok(Decision::SignRepeat));
+        assert!(matches!(
+            check_block(Some(&rec3), &w, 3, A),
+            Err(Violation::BlockBelowWatermark { .. })
+        ));
+        let rec12 = SignedBlock {
+            slot: 12,
+            signing_root: Some(A),
+        };
+        assert_eq!(check_block(Some(&rec12), &w, 12, A), Ok(Decision::SignRepeat));
     }
 
     #[test]
@@ -518,29 +476,32 @@ mod tests {
             check_attestation(&[], &w, 5, 8, A),
             Ok(Decision::SignAndRecord)
         );
-        assert_eq!(
+        assert!(matches!(
             check_attestation(&[att(3, 6, Some(A))], &w, 3, 6, A),
+            Err(Violation::SourceBelowWatermark { .. })
+        ));
+        assert_eq!(
+            check_attestation(&[att(5, 8, Some(A))], &w, 5, 8, A),
             Ok(Decision::SignRepeat)
         );
     }
 
     #[test]
-    fn no_repeat_below_the_pruning_watermarks() {
+    fn no_repeat_at_or_below_the_watermarks() {
         // Pruned (2,8); an import later brought (4,8) with root A: re-signing it would be a
-        // double vote against the deleted (2,8), so nothing at or below the pruned target is
-        // signed, repeat or not. Import watermarks still let exact repeats through.
-        let pruned = LowWatermarks {
-            pruned_source_epoch: Some(2),
-            pruned_target_epoch: Some(8),
-            pruned_slot: Some(9),
-            ..NONE
+        // double vote against the deleted (2,8), so nothing at or below the watermarks is
+        // signed, repeat or not.
+        let w = LowWatermarks {
+            source_epoch: Some(2),
+            target_epoch: Some(8),
+            slot: Some(9),
         };
         assert!(matches!(
-            check_attestation(&[att(4, 8, Some(A))], &pruned, 4, 8, A),
+            check_attestation(&[att(4, 8, Some(A))], &w, 4, 8, A),
             Err(Violation::TargetBelowWatermark { .. })
         ));
         assert!(matches!(
-            check_attestation(&[att(1, 9, Some(A))], &pruned, 1, 9, A),
+            check_attestation(&[att(1, 9, Some(A))], &w, 1, 9, A),
             Err(Violation::SourceBelowWatermark { .. })
         ));
         let rec = SignedBlock {
@@ -548,20 +509,15 @@ mod tests {
             signing_root: Some(A),
         };
         assert!(matches!(
-            check_block(Some(&rec), &pruned, 9, A),
+            check_block(Some(&rec), &w, 9, A),
             Err(Violation::BlockBelowWatermark { .. })
         ));
         assert_eq!(
-            check_attestation(&[], &pruned, 2, 9, A),
+            check_attestation(&[], &w, 2, 9, A),
             Ok(Decision::SignAndRecord)
         );
-        let imported = LowWatermarks {
-            source_epoch: Some(2),
-            target_epoch: Some(8),
-            ..NONE
-        };
         assert_eq!(
-            check_attestation(&[att(4, 8, Some(A))], &imported, 4, 8, A),
+            check_attestation(&[att(2, 9, Some(A))], &w, 2, 9, A),
             Ok(Decision::SignRepeat)
         );
     }

@@ -53,7 +53,7 @@ fn block_row(r: SqliteRow) -> SignedBlock {
 }
 
 /// A row `(source_epoch, target_epoch, signing_root)` of `signed_attestations`.
-/// The low watermarks in six columns of `r` from `first` on (see [`LowWatermarks::from_columns`]).
+/// The low watermarks in three columns of `r` from `first` on (see [`LowWatermarks::from_columns`]).
 fn low_of(r: &SqliteRow, first: usize) -> LowWatermarks {
     LowWatermarks::from_columns(std::array::from_fn(|k| r.get::<Option<i64>, _>(first + k)))
 }
@@ -265,8 +265,7 @@ impl SqliteStore {
         validator: i64,
     ) -> Result<LowWatermarks, ProtectionError> {
         let row = sqlx::query(
-            "SELECT slot, source_epoch, target_epoch, pruned_slot, pruned_source_epoch, pruned_target_epoch
-             FROM low_watermarks WHERE validator_id = ?",
+            "SELECT slot, source_epoch, target_epoch FROM low_watermarks WHERE validator_id = ?",
         )
         .bind(validator)
         .fetch_optional(&mut *conn)
@@ -285,8 +284,7 @@ impl SqliteStore {
         validator: i64,
     ) -> Result<(LowWatermarks, Option<HighWatermark>, bool), ProtectionError> {
         let r = sqlx::query(
-            "SELECT hw.epoch, hw.slot, v.enabled, lw.slot, lw.source_epoch, lw.target_epoch,
-                    lw.pruned_slot, lw.pruned_source_epoch, lw.pruned_target_epoch
+            "SELECT hw.epoch, hw.slot, v.enabled, lw.slot, lw.source_epoch, lw.target_epoch
              FROM (SELECT 1) AS one
              LEFT JOIN low_watermarks lw ON lw.validator_id = ?1
              LEFT JOIN high_watermark hw ON hw.id = 1
@@ -324,19 +322,13 @@ impl SqliteStore {
     ) -> Result<(), ProtectionError> {
         let c = w.columns();
         sqlx::query(
-            "INSERT INTO low_watermarks (validator_id, slot, source_epoch, target_epoch,
-                                         pruned_slot, pruned_source_epoch, pruned_target_epoch)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (validator_id) DO UPDATE SET slot = ?2, source_epoch = ?3, target_epoch = ?4,
-               pruned_slot = ?5, pruned_source_epoch = ?6, pruned_target_epoch = ?7",
+            "INSERT INTO low_watermarks (validator_id, slot, source_epoch, target_epoch) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (validator_id) DO UPDATE SET slot = ?2, source_epoch = ?3, target_epoch = ?4",
         )
         .bind(validator)
         .bind(c[0])
         .bind(c[1])
         .bind(c[2])
-        .bind(c[3])
-        .bind(c[4])
-        .bind(c[5])
         .execute(&mut *conn)
         .await?;
         Ok(())

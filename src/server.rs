@@ -191,13 +191,18 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
     };
     let cors_origins = config.cors_origins.clone();
     let (eth2_hosts, eth2_cors) = (hosts.clone(), cors_origins.clone());
+    let eth2_guard = web::Data::new(api::RequestGuard::eth2(&cors_origins));
     let server = bind!(
         HttpServer::new(move || {
+            // Outermost first on the way in (`wrap`: later is outer): access log, Host
+            // check, cross-site guard (Origin, admin routes, JSON), CORS headers, routes.
             let mut app = App::new()
                 .app_data(eth2_hosts.clone())
-                .wrap(Condition::new(access_log, from_fn(logging::access_log)))
+                .app_data(eth2_guard.clone())
+                .wrap(crate::tls::cors(&eth2_cors))
+                .wrap(from_fn(api::request_guard))
                 .wrap(from_fn(crate::tls::host_guard))
-                .wrap(crate::tls::cors(&eth2_cors));
+                .wrap(Condition::new(access_log, from_fn(logging::access_log)));
             if let Some((token, km)) = &keymanager {
                 app = app
                     .app_data(token.clone())
@@ -216,7 +221,14 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
     let mut servers = vec![server.run()];
     if let Some((host, port)) = &config.metrics {
         let metrics = bind!(
-            HttpServer::new(|| App::new().configure(crate::metrics::configure)).workers(1),
+            HttpServer::new(|| {
+                // No Host allowlist (Prometheus scrapes by any name), but a request without a
+                // usable Host header is refused.
+                App::new()
+                    .wrap(from_fn(crate::tls::host_guard))
+                    .configure(crate::metrics::configure)
+            })
+            .workers(1),
             (host.as_str(), *port),
             tls.as_ref(),
         )?;
@@ -231,13 +243,17 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
             .await
             .map(|_| ());
     };
+    // The Tezos listener has no admin routes; its Content-Type rule is src/api/tezos.rs's.
+    let tezos_guard = web::Data::new(api::RequestGuard::new(&cors_origins, &[], false));
     let tezos_server = bind!(
         HttpServer::new(move || {
             App::new()
                 .app_data(hosts.clone())
-                .wrap(Condition::new(access_log, from_fn(logging::access_log)))
-                .wrap(from_fn(crate::tls::host_guard))
+                .app_data(tezos_guard.clone())
                 .wrap(crate::tls::cors(&cors_origins))
+                .wrap(from_fn(api::request_guard))
+                .wrap(from_fn(crate::tls::host_guard))
+                .wrap(Condition::new(access_log, from_fn(logging::access_log)))
                 .configure(api::tezos::configure(tezos.clone()))
         }),
         (config.tezos.listen_host.as_str(), config.tezos.listen_port),

@@ -228,7 +228,12 @@ impl HostAllowlist {
 }
 
 /// Middleware refusing requests whose `Host` header is not in the [`HostAllowlist`] registered
-/// as app data (403, JSON body); without one, every host passes.
+/// as app data (403, JSON body). It fails closed: a request without exactly one `Host` header
+/// holding a non-empty visible-ASCII value (missing, as HTTP/1.0 allows; empty; repeated; or
+/// not text) is refused with 403 whether or not an allowlist is registered, instead of
+/// falling back to a default host. (actix-http already answers 400 itself to an HTTP/1.1
+/// request without `Host` or with two, as RFC 9112 §3.2 requires; no handler runs.) Without
+/// an allowlist, any present host passes (the metrics listener).
 ///
 /// # Errors
 /// The inner service's error, unchanged.
@@ -236,20 +241,33 @@ pub async fn host_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let allowlist = req
-        .app_data::<actix_web::web::Data<HostAllowlist>>()
-        .cloned();
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| req.connection_info().host().to_string());
-    if allowlist.is_some_and(|a| !a.allows(&host)) {
-        let response = crate::api::error::json_error(
-            StatusCode::FORBIDDEN,
-            format!("host `{host}` is not in --http-host-allowlist"),
-        );
+    let mut values = req.headers().get_all(header::HOST);
+    let host = match (values.next(), values.next()) {
+        (Some(v), None) => v
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_string),
+        _ => None,
+    };
+    let refusal = match host {
+        None => Some(
+            "the request has no usable Host header (missing, empty, repeated or not ASCII \
+             text): refused"
+                .to_string(),
+        ),
+        Some(host) => req
+            .app_data::<actix_web::web::Data<HostAllowlist>>()
+            .filter(|a| !a.allows(&host))
+            .map(|_| {
+                let shown: String = host.chars().take(100).collect();
+                format!("host `{shown}` is not in --http-host-allowlist")
+            }),
+    };
+    if let Some(message) = refusal {
+        tracing::warn!(path = %req.path(), reason = %message, "request refused by the Host check");
+        let response = crate::api::error::json_error(StatusCode::FORBIDDEN, message);
         return Ok(req.into_response(response));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
@@ -257,8 +275,12 @@ pub async fn host_guard(
 
 /// The CORS middleware for `--http-cors-origins` (`*` for any origin): GET and POST with
 /// `Content-Type`, `Accept` and `Authorization`; no origin is allowed when the list is empty.
+/// It answers the preflights of allowed origins and adds the CORS headers to their answers; a
+/// mismatching origin is refused (403, JSON) before it by [`crate::api::request_guard`], and
+/// blocked here too (`block_on_origin_mismatch`) should it ever run without that guard.
 pub fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut c = actix_cors::Cors::default()
+        .block_on_origin_mismatch(true)
         .allowed_methods(["GET", "POST"])
         .allowed_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
         .max_age(3600);
@@ -286,6 +308,42 @@ mod tests {
         assert!(!l.allows("evil.example:9000"));
         assert!(!l.allows("127.0.0.1.evil.example"));
         assert!(HostAllowlist::parse("*").allows("anything:1"));
+    }
+
+    #[actix_web::test]
+    async fn host_guard_fails_closed() {
+        use actix_web::{App, HttpResponse, test, web};
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(HostAllowlist::parse("localhost")))
+                .wrap(actix_web::middleware::from_fn(host_guard))
+                .route("/", web::get().to(|| async { HttpResponse::Ok().finish() })),
+        )
+        .await;
+        let status = |host: Option<&'static [u8]>| {
+            let app = &app;
+            async move {
+                let mut req = test::TestRequest::get().uri("/");
+                if let Some(h) = host {
+                    req = req
+                        .insert_header((header::HOST, header::HeaderValue::from_bytes(h).unwrap()));
+                }
+                let r = test::call_service(app, req.to_request()).await;
+                let code = r.status().as_u16();
+                if code == 403 {
+                    let body: serde_json::Value = test::read_body_json(r).await;
+                    assert!(body["error"].is_string(), "{body}");
+                }
+                code
+            }
+        };
+        assert_eq!(status(Some(b"localhost:9000")).await, 200);
+        // The old code fell back to the connection's default host (`localhost:8080`), which
+        // the allowlist passed.
+        assert_eq!(status(None).await, 403);
+        assert_eq!(status(Some(b"\xfflocalhost")).await, 403);
+        assert_eq!(status(Some(b"")).await, 403);
+        assert_eq!(status(Some(b"evil.example")).await, 403);
     }
 
     #[test]

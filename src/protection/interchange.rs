@@ -465,7 +465,6 @@ mod tests {
                 slot: Some(5),
                 source_epoch: Some(1),
                 target_epoch: Some(2),
-                ..LowWatermarks::default()
             }
         );
     }
@@ -513,7 +512,6 @@ mod tests {
             slot: Some(7),
             source_epoch: Some(3),
             target_epoch: Some(6),
-            ..LowWatermarks::default()
         };
         assert_eq!(
             merge_watermarks(&old, &new),

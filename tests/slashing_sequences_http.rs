@@ -1229,7 +1229,10 @@ fn keymanager_delete_then_reimport(backend: Backend) {
         &token,
         &json!({"keystores": [ks], "passwords": [pw], "slashing_protection": step3_doc(&pk)}),
     );
-    assert_eq!(st[0].0, "imported", "re-import with an old document: {st:?}");
+    assert_eq!(
+        st[0].0, "imported",
+        "re-import with an old document: {st:?}"
+    );
     for (s_e, t_e) in [(4, 11), (5, 10), (3, 10), (6, 9)] {
         let (s, body) = server.sign(&pk, &attestation(GVR, s_e, t_e, 1));
         assert_refusal(s, &body, &|| {
@@ -1239,7 +1242,10 @@ fn keymanager_delete_then_reimport(backend: Backend) {
     let (s, body) = server.sign(&pk, &attestation(GVR, 5, 11, 1));
     assert_eq!(s, 200, "5->11 is safe and must be signed: {body}");
     let (s, body) = server.sign(&pk, &attestation(GVR, 5, 11, 1));
-    assert_eq!(s, 200, "its exact repeat, above the watermarks, is signed again: {body}");
+    assert_eq!(
+        s, 200,
+        "its exact repeat, above the watermarks, is signed again: {body}"
+    );
     // Both votes at target 10 are kept as rows (5->10, 3->10, then 5->11). The export stands
     // for them with the watermarks' root-less record at (5, 10), which dominates 3->10.
     assert_eq!(

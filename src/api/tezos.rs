@@ -11,7 +11,23 @@
 //!
 //! Errors use octez's JSON error shape `[{"id": "…", "kind": "temporary", "msg": "…"}]`: 400
 //! malformed, 401 missing authentication, 403 bad authentication or refused by policy, 404
-//! unknown key, 409 refused by the high watermark, 503 database unavailable.
+//! unknown key, 409 refused by the high watermark, 414 query string too long, 415 a `POST`
+//! without `Content-Type: application/json`, 503 database unavailable.
+//!
+//! Hostile input is bounded before any decoding: the raw query string
+//! ([`MAX_QUERY_BYTES`]), each query parameter ([`MAX_AUTHENTICATION_CHARS`],
+//! [`MAX_VERSION_CHARS`], [`MAX_BLS_PK_CHARS`]) and the `{pkh}` path segment
+//! ([`MAX_PKH_CHARS`]) are checked by length first, and the `authentication` signature is
+//! base58-decoded once per request, not once per authorized key. With authentication required,
+//! `POST /keys/{pkh}` authenticates before it looks the key up, so an unknown pkh answers exactly
+//! like a known one (401 without `authentication`, 403 with a wrong one); only an authenticated
+//! caller learns that a key is unknown (404). `GET /keys/{pkh}` stays unauthenticated, as in
+//! octez (`octez-client` fetches public keys without authentication).
+//!
+//! `POST /keys/{pkh}` requires `Content-Type: application/json` (any parameters, e.g.
+//! `charset`): what octez-client (its RPC client sends the first of its media types, JSON) and
+//! Taquito's `RemoteSigner` (`@taquito/http-utils` sets `application/json`) send, and what a
+//! browser cannot send cross-site without a CORS preflight.
 
 use std::sync::Arc;
 
@@ -21,8 +37,9 @@ use serde::Deserialize;
 
 use super::BodyError;
 use crate::chain::tezos::authentication_message;
+use crate::chain::tezos::base58::{self, Prefix};
 use crate::chain::tezos::payload::{self, Payload, magic_byte_name};
-use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256};
+use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256, decode_pkh};
 use crate::keys::tezos::TezosKey;
 use crate::keys::{Keys, SignError, on_pool};
 use crate::metrics::METRICS;
@@ -32,6 +49,23 @@ use crate::protection::{ProtectionError, ProtectionStore};
 
 /// Largest request body: 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Longest raw query string accepted (bytes, before percent-decoding): 1 KiB; longer is 414.
+/// The longest legitimate one, `authentication=<BLsig…>&version=N`, is under 160 bytes.
+pub const MAX_QUERY_BYTES: usize = 1024;
+
+/// Longest `authentication` value accepted: 200 characters. Base58 Tezos signatures are 96
+/// (`sig…`), 98–99 (`edsig…`, `spsig1…`, `p2sig…`) or 142 (`BLsig…`) characters.
+pub const MAX_AUTHENTICATION_CHARS: usize = 200;
+
+/// Longest `version` value accepted: 3 characters (a `u8`).
+pub const MAX_VERSION_CHARS: usize = 3;
+
+/// Longest `bls_pk` value accepted: 100 characters (a `BLpk…` is 76).
+pub const MAX_BLS_PK_CHARS: usize = 100;
+
+/// Longest `{pkh}` path segment accepted: 40 characters (every `tz1…`–`tz4…` is 36).
+pub const MAX_PKH_CHARS: usize = 40;
 
 /// Signature version used when the request gives none: 2 (for tz4, the proof-of-possession
 /// ciphersuite).
@@ -89,6 +123,28 @@ impl TezosError {
             StatusCode::BAD_REQUEST,
             "palisade.tezos.malformed_request",
             msg,
+        )
+    }
+    fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "palisade.tezos.unsupported_media_type",
+            "POST /keys/{pkh} needs exactly one `Content-Type: application/json` header (the body \
+             is a JSON string of hex bytes)",
+        )
+    }
+    fn missing_authentication() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "palisade.tezos.missing_authentication",
+            "this signer requires an authentication signature (query parameter `authentication`)",
+        )
+    }
+    fn bad_authentication() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "palisade.tezos.bad_authentication",
+            "the authentication signature is not by an authorized key",
         )
     }
     fn unknown_key(pkh: &str) -> Self {
@@ -165,10 +221,54 @@ struct PopQuery {
     bls_pk: Option<String>,
 }
 
+/// Parses the query string, refusing one longer than [`MAX_QUERY_BYTES`] (414) before any
+/// decoding.
 fn query<T: for<'de> Deserialize<'de>>(req: &HttpRequest) -> Result<T, TezosError> {
-    web::Query::<T>::from_query(req.query_string())
+    let raw = req.query_string();
+    if raw.len() > MAX_QUERY_BYTES {
+        return Err(TezosError::new(
+            StatusCode::URI_TOO_LONG,
+            "palisade.tezos.query_too_long",
+            format!("query string is longer than {MAX_QUERY_BYTES} bytes"),
+        ));
+    }
+    web::Query::<T>::from_query(raw)
         .map(web::Query::into_inner)
         .map_err(|e| TezosError::bad_request(format!("bad query string: {e}")))
+}
+
+/// Refuses a query parameter longer than `max` characters (400).
+fn bounded<'a>(
+    name: &str,
+    value: Option<&'a str>,
+    max: usize,
+) -> Result<Option<&'a str>, TezosError> {
+    match value {
+        Some(v) if v.len() > max => Err(TezosError::bad_request(format!(
+            "query parameter `{name}` is longer than {max} characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// Refuses a `{pkh}` path segment longer than [`MAX_PKH_CHARS`] (400): no key has one.
+fn pkh_segment(pkh: &str) -> Result<&str, TezosError> {
+    if pkh.len() > MAX_PKH_CHARS {
+        return Err(TezosError::bad_request(format!(
+            "`{{pkh}}` is longer than {MAX_PKH_CHARS} characters: not a public key hash"
+        )));
+    }
+    Ok(pkh)
+}
+
+/// Refuses a request without exactly one `Content-Type` whose media type is `application/json`
+/// (415), by [`super::is_json_content_type`], the rule of every listener.
+fn require_json(req: &HttpRequest) -> Result<(), TezosError> {
+    if super::is_json_content_type(req.headers()) {
+        Ok(())
+    } else {
+        Err(TezosError::unsupported_media_type())
+    }
 }
 
 fn key(state: &TezosState, pkh: &str) -> Result<Arc<TezosKey>, TezosError> {
@@ -179,35 +279,73 @@ fn key(state: &TezosState, pkh: &str) -> Result<Arc<TezosKey>, TezosError> {
         .ok_or_else(|| TezosError::unknown_key(pkh))
 }
 
+/// An `authentication` query value, base58-decoded once: a signature with its scheme's prefix,
+/// or the scheme-less `sig…` form (64 bytes, for ed25519, secp256k1 and P-256 keys).
+enum Authentication {
+    Typed(Signature),
+    Generic(Vec<u8>),
+}
+
+impl Authentication {
+    /// Decodes `s` (already bounded by [`MAX_AUTHENTICATION_CHARS`]); `None` if it is no
+    /// Tezos signature.
+    fn decode(s: &str) -> Option<Authentication> {
+        let mut candidates = Curve::ALL.map(Curve::signature_prefix).to_vec();
+        candidates.push(Prefix::GenericSignature);
+        let (prefix, raw) = base58::decode_any(s, &candidates).ok()?;
+        match Curve::ALL
+            .into_iter()
+            .find(|c| c.signature_prefix() == prefix)
+        {
+            Some(curve) => Signature::from_raw(curve, &raw)
+                .ok()
+                .map(Authentication::Typed),
+            None => Some(Authentication::Generic(raw)),
+        }
+    }
+
+    /// Whether this signature over `message` is by `pk`: one verification, or for tz4 keys
+    /// two (signature version 2, proof-of-possession ciphersuite, then 1, AUG).
+    fn is_by(&self, pk: &PublicKey, message: &[u8]) -> bool {
+        let versions: &[u8] = if pk.curve() == Curve::Bls {
+            &[2, 1]
+        } else {
+            &[2]
+        };
+        let verify = |sig: &Signature| versions.iter().any(|v| pk.verify(message, sig, *v));
+        match self {
+            Authentication::Typed(sig) => sig.curve() == pk.curve() && verify(sig),
+            Authentication::Generic(raw) => {
+                pk.curve() != Curve::Bls
+                    && Signature::from_raw(pk.curve(), raw).is_ok_and(|sig| verify(&sig))
+            }
+        }
+    }
+}
+
 /// Checks the `authentication` signature over `0x04 0x01 || pkh || data` against every
-/// authorized key.
+/// authorized key, where `pkh` is the binary form of the request's `{pkh}` path segment. It
+/// does not look the key up: an unknown or malformed pkh fails exactly like a wrong signature
+/// (401 without `authentication`, 403 otherwise), so that keys cannot be enumerated.
 fn authenticate(
     authorized: &[PublicKey],
-    key: &TezosKey,
+    pkh: &str,
     data: &[u8],
     authentication: Option<&str>,
 ) -> Result<(), TezosError> {
-    let Some(auth) = authentication else {
-        return Err(TezosError::new(
-            StatusCode::UNAUTHORIZED,
-            "palisade.tezos.missing_authentication",
-            "this signer requires an authentication signature (query parameter `authentication`)",
-        ));
+    let auth = authentication.ok_or_else(TezosError::missing_authentication)?;
+    let Ok((curve, hash)) = decode_pkh(pkh) else {
+        return Err(TezosError::bad_authentication());
     };
-    let message = authentication_message(&key.signer.public_key().pkh_bytes(), data);
-    let accepted = authorized.iter().any(|pk| {
-        Signature::from_b58_for(pk.curve(), auth)
-            .map(|sig| [2, 1].iter().any(|v| pk.verify(&message, &sig, *v)))
-            .unwrap_or(false)
-    });
-    if accepted {
+    let auth = Authentication::decode(auth).ok_or_else(TezosError::bad_authentication)?;
+    let mut pkh_bytes = [0u8; 21];
+    pkh_bytes[0] = curve.pkh_tag();
+    pkh_bytes[1..].copy_from_slice(&hash);
+    let message = authentication_message(&pkh_bytes, data);
+    if authorized.iter().any(|pk| auth.is_by(pk, &message)) {
         Ok(())
     } else {
-        Err(TezosError::new(
-            StatusCode::FORBIDDEN,
-            "palisade.tezos.bad_authentication",
-            "the authentication signature is not by an authorized key",
-        ))
+        Err(TezosError::bad_authentication())
     }
 }
 
@@ -338,19 +476,29 @@ async fn sign_inner(
     body: web::Payload,
     kind_label: &mut &'static str,
 ) -> Result<HttpResponse, TezosError> {
+    // Everything the client controls is bounded before it is decoded, and nothing about the
+    // key is looked at before the caller is authenticated.
+    let pkh = pkh_segment(&pkh)?;
+    require_json(&req)?;
     let q: SignQuery = query(&req)?;
+    let authentication = bounded(
+        "authentication",
+        q.authentication.as_deref(),
+        MAX_AUTHENTICATION_CHARS,
+    )?;
+    let version = bounded("version", q.version.as_deref(), MAX_VERSION_CHARS)?;
     let body = super::read_body(&req, body, MAX_BODY_BYTES).await?;
     let hex_str: String = serde_json::from_slice(&body).map_err(|e| {
         TezosError::bad_request(format!("body must be a JSON string of hex bytes: {e}"))
     })?;
     let data = hex::decode(hex_str.trim_start_matches("0x"))
         .map_err(|e| TezosError::bad_request(format!("body is not valid hex: {e}")))?;
-    let key = key(&state, &pkh)?;
-    let curve = key.signer.public_key().curve();
-    let version = parse_version(q.version.as_deref(), curve)?;
     if let Some(authorized) = &state.authorized_keys {
-        authenticate(&authorized.keys, &key, &data, q.authentication.as_deref())?;
+        authenticate(&authorized.keys, pkh, &data, authentication)?;
     }
+    let key = key(&state, pkh)?;
+    let curve = key.signer.public_key().curve();
+    let version = parse_version(version, curve)?;
     let parsed = payload::parse(&data).map_err(|e| TezosError::bad_request(e.to_string()))?;
     let magic = data[0];
     let consensus = match &parsed {
@@ -377,7 +525,10 @@ async fn sign_inner(
             magic_byte_name(magic).unwrap_or("unknown")
         ))
     } else {
-        key.policy.check(&parsed).err().map(|e| e.to_string())
+        key.policy
+            .check(&parsed, &key.signer.public_key().pkh_bytes())
+            .err()
+            .map(|e| e.to_string())
     };
     if let Some(reason) = refused_by_policy {
         METRICS
@@ -455,7 +606,7 @@ pub async fn public_key(
     state: web::Data<TezosState>,
     pkh: web::Path<String>,
 ) -> Result<HttpResponse, TezosError> {
-    let key = key(&state, &pkh)?;
+    let key = key(&state, pkh_segment(&pkh)?)?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "public_key": key.signer.public_key().to_b58() })))
 }
@@ -490,8 +641,10 @@ pub async fn bls_prove_possession(
     pkh: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, TezosError> {
+    let pkh = pkh_segment(&pkh)?;
     let q: PopQuery = query(&req)?;
-    let key = key(&state, &pkh)?;
+    let bls_pk = bounded("bls_pk", q.bls_pk.as_deref(), MAX_BLS_PK_CHARS)?;
+    let key = key(&state, pkh)?;
     if key.signer.public_key().curve() != Curve::Bls {
         return Err(TezosError::bad_request(format!(
             "{} is not a BLS (tz4) key: no proof of possession",
@@ -503,7 +656,7 @@ pub async fn bls_prove_possession(
             "policy of this key does not allow proofs of possession (provePossession: true)",
         ));
     }
-    let override_pk = match q.bls_pk.as_deref() {
+    let override_pk = match bls_pk {
         None => None,
         Some(b58) => {
             let pk = PublicKey::from_b58(b58)
@@ -569,4 +722,69 @@ pub fn read_authorized_keys(path: &std::path::Path) -> Result<Vec<PublicKey>, St
         return Err(format!("{} holds no public key", path.display()));
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::tezos::SecretKey;
+
+    fn status(r: Result<(), TezosError>) -> Option<u16> {
+        r.err().map(|e| e.status.as_u16())
+    }
+
+    #[test]
+    fn authentication_is_checked_without_the_key_and_in_every_form() {
+        let client = SecretKey::generate(Curve::Ed25519);
+        let bls = SecretKey::generate(Curve::Bls);
+        let authorized = vec![bls.public_key(), client.public_key()];
+        let signer = SecretKey::generate(Curve::Secp256k1).public_key();
+        let pkh = signer.pkh_b58();
+        let data = [0x13, 1, 2, 3];
+        let message = authentication_message(&signer.pkh_bytes(), &data);
+        let typed = client.sign(&message, 2).unwrap();
+        let generic = typed.to_generic_b58().unwrap();
+        let by_bls = bls.sign(&message, 2).unwrap().to_b58();
+        let check = |pkh: &str, auth: Option<&str>| authenticate(&authorized, pkh, &data, auth);
+        assert_eq!(status(check(&pkh, Some(&typed.to_b58()))), None);
+        assert_eq!(status(check(&pkh, Some(&generic))), None);
+        assert_eq!(status(check(&pkh, Some(&by_bls))), None);
+        assert_eq!(status(check(&pkh, None)), Some(401));
+        // Over another pkh, a malformed pkh, or not a signature at all: all 403 alike.
+        let other = SecretKey::generate(Curve::Ed25519).public_key().pkh_b58();
+        assert_eq!(status(check(&other, Some(&generic))), Some(403));
+        assert_eq!(status(check("tz1notakey", Some(&generic))), Some(403));
+        assert_eq!(status(check("tz1notakey", None)), Some(401));
+        assert_eq!(status(check(&pkh, Some("edsigNOPE"))), Some(403));
+        assert_eq!(status(check(&pkh, Some(""))), Some(403));
+        // A signature by a key that is not authorized.
+        let outsider = SecretKey::generate(Curve::Ed25519)
+            .sign(&message, 2)
+            .unwrap();
+        assert_eq!(status(check(&pkh, Some(&outsider.to_b58()))), Some(403));
+    }
+
+    #[test]
+    fn limits_are_checked_before_decoding() {
+        assert!(bounded("version", Some("2"), MAX_VERSION_CHARS).is_ok());
+        assert!(bounded("version", None, MAX_VERSION_CHARS).is_ok());
+        let long = "9".repeat(MAX_VERSION_CHARS + 1);
+        let err = bounded("version", Some(&long), MAX_VERSION_CHARS).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.msg.contains("version"), "{}", err.msg);
+        let pkh = SecretKey::generate(Curve::Bls).public_key().pkh_b58();
+        assert_eq!(pkh.len(), 36);
+        assert!(pkh_segment(&pkh).is_ok());
+        assert!(pkh_segment(&"t".repeat(MAX_PKH_CHARS + 1)).is_err());
+        // The longest signature and public key fit their limits.
+        let sig = SecretKey::generate(Curve::Bls)
+            .sign(b"x", 2)
+            .unwrap()
+            .to_b58();
+        assert!(sig.len() <= MAX_AUTHENTICATION_CHARS, "{}", sig.len());
+        let pk = SecretKey::generate(Curve::Bls).public_key().to_b58();
+        assert!(pk.len() <= MAX_BLS_PK_CHARS, "{}", pk.len());
+        let query = format!("authentication={sig}&version=255");
+        assert!(query.len() <= MAX_QUERY_BYTES);
+    }
 }

@@ -11,6 +11,22 @@
 //! the end, a malformed field (boolean, zarith natural, key or contract tag) or
 //! trailing bytes that do not form an operation give an [`OperationError`].
 //!
+//! Staking pseudo-operations (`stake`, `unstake`, `finalize_unstake`,
+//! `set_delegate_parameters`) are not operations of their own in Tezos: they are
+//! transactions (tag 108) to an implicit account with that entrypoint, and the
+//! protocol applies them as staking only on the conditions of octez's
+//! `apply_manager_operation` (`Transaction { destination = Implicit pkh; … }`):
+//! `stake`, `unstake` and `set_delegate_parameters` fail unless the destination
+//! is the source (`Invalid_self_transaction_destination`), `stake` fails with a
+//! zero amount, `finalize_unstake` with a non-zero one, and the first three need
+//! a `Unit` parameter. Here a transaction is a staking kind only when all of
+//! these hold *and* its source is the signing key's own account
+//! ([`Transaction::staking_kind`]): a call named `stake` to a KT1 contract, to
+//! another account, or by another account is a plain
+//! [`OperationKind::Transaction`], with its amount and destination. (octez lets
+//! anyone finalize another account's unstaked funds; palisade is stricter and
+//! counts only the key's own `finalize_unstake` as staking.)
+//!
 //! Field encodings used below (all fixed-size integers big-endian):
 //! - zarith natural `N`: little-endian base-128, high bit of each byte set when
 //!   another byte follows; at most 10 bytes accepted; a last byte of `0x00`
@@ -48,12 +64,14 @@ const BLS_PROOF_LEN: usize = 96;
 
 /// Kind of one operation of a generic (`0x03`) request, as policy sees it.
 ///
-/// Staking pseudo-operations are transactions (tag 108) whose entrypoint is
-/// `stake`, `unstake`, `finalize_unstake` or `set_delegate_parameters`; they
-/// get their own kind so that policy can allow them separately.
+/// Staking pseudo-operations are transactions (tag 108) by the signing key's own
+/// account to itself with the entrypoint `stake`, `unstake`, `finalize_unstake`
+/// or `set_delegate_parameters` (see the module docs for the exact conditions);
+/// they get their own kind so that policy can allow them separately. Any other
+/// transaction, whatever its entrypoint is called, is [`OperationKind::Transaction`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OperationKind {
-    /// `transaction` (tag 108) to any other entrypoint.
+    /// `transaction` (tag 108) that is not one of the staking kinds below.
     Transaction,
     /// `reveal` (tag 107).
     Reveal,
@@ -65,13 +83,19 @@ pub enum OperationKind {
     Ballot,
     /// `proposals` (tag 5).
     Proposals,
-    /// `transaction` (tag 108) to the `stake` entrypoint.
+    /// `stake`: the key's own account calls itself at entrypoint `stake` with
+    /// `Unit` and a non-zero amount (mutez moved from its spendable to its staked
+    /// balance).
     Stake,
-    /// `transaction` (tag 108) to the `unstake` entrypoint.
+    /// `unstake`: the key's own account calls itself at entrypoint `unstake` with
+    /// `Unit` (the amount is the stake to withdraw, not a transfer).
     Unstake,
-    /// `transaction` (tag 108) to the `finalize_unstake` entrypoint.
+    /// `finalize_unstake`: the key's own account calls itself at entrypoint
+    /// `finalize_unstake` with `Unit` and amount 0.
     FinalizeUnstake,
-    /// `transaction` (tag 108) to the `set_delegate_parameters` entrypoint.
+    /// `set_delegate_parameters`: the key's own account calls itself at entrypoint
+    /// `set_delegate_parameters` with amount 0 (the parameter, `Pair int int
+    /// Unit`, is type-checked by the protocol, not here).
     SetDelegateParameters,
 }
 
@@ -250,16 +274,162 @@ pub enum OperationError {
     },
 }
 
-/// Decodes the operation tags of `contents` (everything after the 32-byte
-/// branch of a `0x03` request) just far enough to find each operation's length,
-/// and returns the kind of each operation, in order.
+/// The Michelson `Unit` in the binary (Micheline) encoding: a primitive without
+/// arguments or annotations (node tag 3) whose primitive is `Unit` (11).
+pub const MICHELSON_UNIT: [u8; 2] = [0x03, 0x0b];
+
+/// A contract id: where a transaction goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Contract {
+    /// An implicit account (`tz1…`–`tz4…`): its 21-byte public key hash, tag
+    /// byte (0 ed25519, 1 secp256k1, 2 p256, 3 bls) then the 20-byte hash.
+    Implicit([u8; 21]),
+    /// An originated contract (`KT1…`): its 20-byte hash.
+    Originated([u8; 20]),
+}
+
+/// A transaction's entrypoint: one of the ten with a tag of their own (0..=9),
+/// or another name (tag 255). A name spelled out with tag 255 that equals one of
+/// the ten is that entrypoint, as in octez (`Entrypoint_repr`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Entrypoint {
+    /// `default` (tag 0; also a transaction without parameters).
+    Default,
+    /// `root` (tag 1).
+    Root,
+    /// `do` (tag 2).
+    Do,
+    /// `set_delegate` (tag 3).
+    SetDelegate,
+    /// `remove_delegate` (tag 4).
+    RemoveDelegate,
+    /// `deposit` (tag 5).
+    Deposit,
+    /// `stake` (tag 6).
+    Stake,
+    /// `unstake` (tag 7).
+    Unstake,
+    /// `finalize_unstake` (tag 8).
+    FinalizeUnstake,
+    /// `set_delegate_parameters` (tag 9).
+    SetDelegateParameters,
+    /// Any other name (tag 255): its bytes as given (at most 255).
+    Named(Vec<u8>),
+}
+
+impl Entrypoint {
+    /// The entrypoint a tag-255 name designates.
+    pub fn from_name(name: &[u8]) -> Entrypoint {
+        match name {
+            b"default" => Entrypoint::Default,
+            b"root" => Entrypoint::Root,
+            b"do" => Entrypoint::Do,
+            b"set_delegate" => Entrypoint::SetDelegate,
+            b"remove_delegate" => Entrypoint::RemoveDelegate,
+            b"deposit" => Entrypoint::Deposit,
+            b"stake" => Entrypoint::Stake,
+            b"unstake" => Entrypoint::Unstake,
+            b"finalize_unstake" => Entrypoint::FinalizeUnstake,
+            b"set_delegate_parameters" => Entrypoint::SetDelegateParameters,
+            other => Entrypoint::Named(other.to_vec()),
+        }
+    }
+}
+
+/// The fields of a `transaction` (tag 108) that decide its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Transaction {
+    /// The manager operation's source: a 21-byte public key hash.
+    pub source: [u8; 21],
+    /// The amount, in mutez (a zarith natural of at most 70 bits).
+    pub amount: u128,
+    /// The destination.
+    pub destination: Contract,
+    /// The entrypoint ([`Entrypoint::Default`] when there are no parameters).
+    pub entrypoint: Entrypoint,
+    /// Whether the parameter is exactly [`MICHELSON_UNIT`] (true without parameters).
+    pub unit_parameter: bool,
+}
+
+impl Transaction {
+    /// The staking kind this transaction is when `signer` (the 21-byte public key
+    /// hash of the key asked to sign it) signs it, or `None` when it is a plain
+    /// transaction.
+    ///
+    /// It is staking only when the source is `signer`, the destination is the
+    /// source's own implicit account, and the entrypoint's own conditions of the
+    /// protocol hold (see the module docs): `stake` with `Unit` and a non-zero
+    /// amount, `unstake` with `Unit`, `finalize_unstake` with `Unit` and amount 0,
+    /// `set_delegate_parameters` with amount 0.
+    pub fn staking_kind(&self, signer: &[u8; 21]) -> Option<OperationKind> {
+        if self.source != *signer || self.destination != Contract::Implicit(self.source) {
+            return None;
+        }
+        match self.entrypoint {
+            Entrypoint::Stake if self.unit_parameter && self.amount > 0 => {
+                Some(OperationKind::Stake)
+            }
+            Entrypoint::Unstake if self.unit_parameter => Some(OperationKind::Unstake),
+            Entrypoint::FinalizeUnstake if self.unit_parameter && self.amount == 0 => {
+                Some(OperationKind::FinalizeUnstake)
+            }
+            Entrypoint::SetDelegateParameters if self.amount == 0 => {
+                Some(OperationKind::SetDelegateParameters)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One decoded operation of a generic request: its tag, and for transactions
+/// the fields that decide whether it is a staking pseudo-operation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `reveal` (tag 107).
+    Reveal,
+    /// `transaction` (tag 108).
+    Transaction(Transaction),
+    /// `origination` (tag 109).
+    Origination,
+    /// `delegation` (tag 110).
+    Delegation,
+    /// `ballot` (tag 6).
+    Ballot,
+    /// `proposals` (tag 5).
+    Proposals,
+}
+
+impl Operation {
+    /// The kind policy sees when the key whose 21-byte public key hash is `signer`
+    /// signs this operation; with `None` (signer unknown) no transaction is a
+    /// staking kind.
+    pub fn kind(&self, signer: Option<&[u8; 21]>) -> OperationKind {
+        match self {
+            Operation::Reveal => OperationKind::Reveal,
+            Operation::Transaction(t) => signer
+                .and_then(|s| t.staking_kind(s))
+                .unwrap_or(OperationKind::Transaction),
+            Operation::Origination => OperationKind::Origination,
+            Operation::Delegation => OperationKind::Delegation,
+            Operation::Ballot => OperationKind::Ballot,
+            Operation::Proposals => OperationKind::Proposals,
+        }
+    }
+}
+
+/// Decodes `contents` (everything after the 32-byte branch of a `0x03` request)
+/// just far enough to find each operation's length, and returns each operation,
+/// in order (transactions with their source, amount, destination, entrypoint and
+/// whether the parameter is `Unit`).
 ///
 /// Decoded operations (octez "Operation encodings"): manager operations
 /// `reveal` (107), `transaction` (108), `origination` (109), `delegation` (110),
 /// each `tag(1) source pkh(21) fee N counter N gas_limit N storage_limit N`
-/// followed by their own fields; `ballot` (6): `source pkh(21) period int32
-/// proposal(32) ballot int8`; `proposals` (5): `source pkh(21) period int32`
-/// then a 4-byte length (multiple of 32) and that many bytes.
+/// followed by their own fields (a transaction: `amount N destination
+/// contract_id(22) parameters option(entrypoint, u32-length-prefixed value)`);
+/// `ballot` (6): `source pkh(21) period int32 proposal(32) ballot int8`;
+/// `proposals` (5): `source pkh(21) period int32` then a 4-byte length
+/// (multiple of 32) and that many bytes.
 ///
 /// A `reveal` may end with the optional BLS proof of newer protocols: a next
 /// byte `0xff` is followed by a 96-byte proof, a next byte `0x00` is an absent
@@ -273,20 +443,51 @@ pub enum OperationError {
 /// ([`OperationError::UnknownTag`]), any field running past the end
 /// ([`OperationError::Truncated`]), and malformed booleans, zarith naturals,
 /// key, contract or entrypoint tags and proposals lengths.
-pub fn operation_kinds(contents: &[u8]) -> Result<Vec<OperationKind>, OperationError> {
+pub fn decode_operations(contents: &[u8]) -> Result<Vec<Operation>, OperationError> {
     if contents.is_empty() {
         return Err(OperationError::Empty);
     }
     let mut r = Reader::new(contents);
-    let mut kinds = Vec::new();
+    let mut ops = Vec::new();
     while !r.at_end() {
-        kinds.push(one_operation(&mut r)?);
+        ops.push(one_operation(&mut r)?);
     }
-    Ok(kinds)
+    Ok(ops)
+}
+
+/// The kind of each operation of `contents` when the key whose 21-byte public
+/// key hash is `signer` signs it ([`Operation::kind`]), in order.
+///
+/// # Errors
+///
+/// As [`decode_operations`].
+pub fn operation_kinds_for(
+    contents: &[u8],
+    signer: &[u8; 21],
+) -> Result<Vec<OperationKind>, OperationError> {
+    Ok(decode_operations(contents)?
+        .iter()
+        .map(|op| op.kind(Some(signer)))
+        .collect())
+}
+
+/// The kind of each operation of `contents` for a signer that is none of the
+/// operations' sources: every transaction is [`OperationKind::Transaction`]
+/// (fail closed: without the signer, nothing is staking). Policy uses
+/// [`operation_kinds_for`].
+///
+/// # Errors
+///
+/// As [`decode_operations`].
+pub fn operation_kinds(contents: &[u8]) -> Result<Vec<OperationKind>, OperationError> {
+    Ok(decode_operations(contents)?
+        .iter()
+        .map(|op| op.kind(None))
+        .collect())
 }
 
 /// Reads one operation starting at its tag; leaves the reader on the next one.
-fn one_operation(r: &mut Reader<'_>) -> Result<OperationKind, OperationError> {
+fn one_operation(r: &mut Reader<'_>) -> Result<Operation, OperationError> {
     let tag_offset = r.pos;
     let tag = r.u8("operation tag")?;
     match tag {
@@ -301,19 +502,26 @@ fn one_operation(r: &mut Reader<'_>) -> Result<OperationKind, OperationError> {
                 Some(0x00) => r.skip(1, "reveal proof presence")?,
                 _ => {}
             }
-            Ok(OperationKind::Reveal)
+            Ok(Operation::Reveal)
         }
         TAG_TRANSACTION => {
-            manager_header(r)?;
-            r.zarith_n("transaction amount")?;
-            r.contract_id("transaction destination")?;
-            if r.bool("transaction parameters presence")? {
-                let kind = r.entrypoint()?;
-                r.u32_length_prefixed("transaction parameters value")?;
-                Ok(kind)
+            let source = manager_header(r)?;
+            let amount = r.zarith_n("transaction amount")?;
+            let destination = r.contract_id("transaction destination")?;
+            let (entrypoint, unit_parameter) = if r.bool("transaction parameters presence")? {
+                let entrypoint = r.entrypoint()?;
+                let value = r.u32_length_prefixed("transaction parameters value")?;
+                (entrypoint, value == MICHELSON_UNIT)
             } else {
-                Ok(OperationKind::Transaction)
-            }
+                (Entrypoint::Default, true)
+            };
+            Ok(Operation::Transaction(Transaction {
+                source,
+                amount,
+                destination,
+                entrypoint,
+                unit_parameter,
+            }))
         }
         TAG_ORIGINATION => {
             manager_header(r)?;
@@ -323,21 +531,21 @@ fn one_operation(r: &mut Reader<'_>) -> Result<OperationKind, OperationError> {
             }
             r.u32_length_prefixed("origination script code")?;
             r.u32_length_prefixed("origination script storage")?;
-            Ok(OperationKind::Origination)
+            Ok(Operation::Origination)
         }
         TAG_DELEGATION => {
             manager_header(r)?;
             if r.bool("delegation delegate presence")? {
                 r.public_key_hash("delegation delegate")?;
             }
-            Ok(OperationKind::Delegation)
+            Ok(Operation::Delegation)
         }
         TAG_BALLOT => {
             r.public_key_hash("ballot source")?;
             r.skip(4, "ballot period")?;
             r.skip(32, "ballot proposal")?;
             r.skip(1, "ballot vote")?;
-            Ok(OperationKind::Ballot)
+            Ok(Operation::Ballot)
         }
         TAG_PROPOSALS => {
             r.public_key_hash("proposals source")?;
@@ -351,7 +559,7 @@ fn one_operation(r: &mut Reader<'_>) -> Result<OperationKind, OperationError> {
                 });
             }
             r.skip(len_to_usize(len), "proposals list")?;
-            Ok(OperationKind::Proposals)
+            Ok(Operation::Proposals)
         }
         other => Err(OperationError::UnknownTag {
             tag: other,
@@ -361,31 +569,20 @@ fn one_operation(r: &mut Reader<'_>) -> Result<OperationKind, OperationError> {
 }
 
 /// `source pkh(21) fee N counter N gas_limit N storage_limit N`, common to
-/// every manager operation (after its tag).
-fn manager_header(r: &mut Reader<'_>) -> Result<(), OperationError> {
-    r.public_key_hash("manager operation source")?;
+/// every manager operation (after its tag); returns the source.
+fn manager_header(r: &mut Reader<'_>) -> Result<[u8; 21], OperationError> {
+    let source = r.public_key_hash("manager operation source")?;
     r.zarith_n("manager operation fee")?;
     r.zarith_n("manager operation counter")?;
     r.zarith_n("manager operation gas limit")?;
     r.zarith_n("manager operation storage limit")?;
-    Ok(())
+    Ok(source)
 }
 
 /// A `u32` length as `usize`, saturating on (hypothetical) 16-bit targets so the
 /// following bounds check fails instead of wrapping.
 fn len_to_usize(len: u32) -> usize {
     usize::try_from(len).unwrap_or(usize::MAX)
-}
-
-/// Maps an entrypoint name to the staking kind it selects, if any.
-fn kind_of_entrypoint_name(name: &[u8]) -> OperationKind {
-    match name {
-        b"stake" => OperationKind::Stake,
-        b"unstake" => OperationKind::Unstake,
-        b"finalize_unstake" => OperationKind::FinalizeUnstake,
-        b"set_delegate_parameters" => OperationKind::SetDelegateParameters,
-        _ => OperationKind::Transaction,
-    }
 }
 
 /// Bounds-checked cursor over the contents.
@@ -446,10 +643,10 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(b))
     }
 
-    /// A 4-byte big-endian length, then that many bytes (skipped).
-    fn u32_length_prefixed(&mut self, what: &'static str) -> Result<(), OperationError> {
+    /// A 4-byte big-endian length, then that many bytes (returned).
+    fn u32_length_prefixed(&mut self, what: &'static str) -> Result<&'a [u8], OperationError> {
         let len = self.u32_be(what)?;
-        self.skip(len_to_usize(len), what)
+        self.take(len_to_usize(len), what)
     }
 
     fn bool(&mut self, what: &'static str) -> Result<bool, OperationError> {
@@ -461,29 +658,35 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Skips one zarith natural (`N`).
-    fn zarith_n(&mut self, what: &'static str) -> Result<(), OperationError> {
+    /// Reads one zarith natural (`N`): at most [`MAX_ZARITH_BYTES`] bytes, so at
+    /// most 70 bits.
+    fn zarith_n(&mut self, what: &'static str) -> Result<u128, OperationError> {
         let offset = self.pos;
+        let mut value: u128 = 0;
         for i in 0..MAX_ZARITH_BYTES {
             let b = self.u8(what)?;
+            value |= u128::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
                 if b == 0 && i > 0 {
                     return Err(OperationError::ZarithTrailingZero { what, offset });
                 }
-                return Ok(());
+                return Ok(value);
             }
         }
         Err(OperationError::ZarithTooLong { what, offset })
     }
 
-    /// Skips a 21-byte public key hash, checking its tag.
-    fn public_key_hash(&mut self, what: &'static str) -> Result<(), OperationError> {
+    /// Reads a 21-byte public key hash, checking its tag.
+    fn public_key_hash(&mut self, what: &'static str) -> Result<[u8; 21], OperationError> {
         let offset = self.pos;
         let tag = self.u8(what)?;
         if tag > 3 {
             return Err(OperationError::BadPublicKeyHashTag { what, tag, offset });
         }
-        self.skip(20, what)
+        let mut pkh = [0u8; 21];
+        pkh[0] = tag;
+        pkh[1..].copy_from_slice(self.take(20, what)?);
+        Ok(pkh)
     }
 
     /// Skips a tagged public key.
@@ -499,29 +702,40 @@ impl<'a> Reader<'a> {
         self.skip(len, "reveal public key")
     }
 
-    /// Skips a 22-byte contract id, checking its tag.
-    fn contract_id(&mut self, what: &'static str) -> Result<(), OperationError> {
+    /// Reads a 22-byte contract id, checking its tag (an originated contract's
+    /// padding byte is not checked).
+    fn contract_id(&mut self, what: &'static str) -> Result<Contract, OperationError> {
         let offset = self.pos;
         match self.u8(what)? {
-            0 => self.public_key_hash(what),
-            1 => self.skip(21, what),
+            0 => self.public_key_hash(what).map(Contract::Implicit),
+            1 => {
+                let mut hash = [0u8; 20];
+                hash.copy_from_slice(self.take(20, what)?);
+                self.skip(1, what)?;
+                Ok(Contract::Originated(hash))
+            }
             tag => Err(OperationError::BadContractTag { what, tag, offset }),
         }
     }
 
-    /// Reads a transaction entrypoint and returns the kind it selects.
-    fn entrypoint(&mut self) -> Result<OperationKind, OperationError> {
+    /// Reads a transaction entrypoint.
+    fn entrypoint(&mut self) -> Result<Entrypoint, OperationError> {
         let offset = self.pos;
         match self.u8("transaction entrypoint")? {
-            0..=5 => Ok(OperationKind::Transaction),
-            6 => Ok(OperationKind::Stake),
-            7 => Ok(OperationKind::Unstake),
-            8 => Ok(OperationKind::FinalizeUnstake),
-            9 => Ok(OperationKind::SetDelegateParameters),
+            0 => Ok(Entrypoint::Default),
+            1 => Ok(Entrypoint::Root),
+            2 => Ok(Entrypoint::Do),
+            3 => Ok(Entrypoint::SetDelegate),
+            4 => Ok(Entrypoint::RemoveDelegate),
+            5 => Ok(Entrypoint::Deposit),
+            6 => Ok(Entrypoint::Stake),
+            7 => Ok(Entrypoint::Unstake),
+            8 => Ok(Entrypoint::FinalizeUnstake),
+            9 => Ok(Entrypoint::SetDelegateParameters),
             255 => {
                 let len = self.u8("transaction entrypoint name length")?;
                 let name = self.take(usize::from(len), "transaction entrypoint name")?;
-                Ok(kind_of_entrypoint_name(name))
+                Ok(Entrypoint::from_name(name))
             }
             tag => Err(OperationError::BadEntrypointTag { tag, offset }),
         }
@@ -602,13 +816,51 @@ mod tests {
                 .u32(value.len() as u32)
                 .bytes(value)
         }
+        /// A transaction from `source` (a 21-byte pkh) of `amount` to `dest` (a
+        /// 22-byte contract id) calling `entrypoint` (its encoded bytes) with `value`.
+        fn tx(
+            self,
+            source: &[u8; 21],
+            amount: u64,
+            dest: &[u8],
+            entrypoint: &[u8],
+            value: &[u8],
+        ) -> Self {
+            self.u8(TAG_TRANSACTION)
+                .bytes(source)
+                .n(1_420)
+                .n(7_654_321)
+                .n(10_600)
+                .n(257)
+                .n(amount)
+                .bytes(dest)
+                .u8(0xff)
+                .bytes(entrypoint)
+                .u32(value.len() as u32)
+                .bytes(value)
+        }
         fn done(self) -> Vec<u8> {
             self.0
         }
     }
 
+    /// The source and destination the builder uses: tag 0 (ed25519), hash 0xab….
+    const ME: [u8; 21] = {
+        let mut pkh = [0xab; 21];
+        pkh[0] = 0;
+        pkh
+    };
+
+    /// Kinds as the key [`ME`] (the builder's source) sees them.
     fn kinds(b: B) -> Result<Vec<OperationKind>, OperationError> {
-        operation_kinds(&b.done())
+        operation_kinds_for(&b.done(), &ME)
+    }
+
+    /// `ME`'s implicit account as a contract id.
+    fn implicit_of(pkh: &[u8; 21]) -> Vec<u8> {
+        let mut c = vec![0u8];
+        c.extend_from_slice(pkh);
+        c
     }
 
     const UNIT: &[u8] = &[0x03, 0x0b]; // Michelson `Unit`
@@ -663,20 +915,39 @@ mod tests {
         );
     }
 
+    /// `Pair 0 (Pair 0 Unit)`-like parameter of `set_delegate_parameters` (not `Unit`).
+    const PAIR: &[u8] = &[0x07, 0x07, 0x00, 0x00, 0x07, 0x07, 0x00, 0x00, 0x03, 0x0b];
+
     #[test]
-    fn staking_entrypoints() {
-        let cases = [
-            (6u8, OperationKind::Stake),
-            (7, OperationKind::Unstake),
-            (8, OperationKind::FinalizeUnstake),
-            (9, OperationKind::SetDelegateParameters),
+    fn staking_entrypoints_of_the_keys_own_account() {
+        let me = implicit_of(&ME);
+        // (entrypoint tag, amount, parameter, kind)
+        let cases: [(u8, u64, &[u8], OperationKind); 4] = [
+            (6, 1_000_000, UNIT, OperationKind::Stake),
+            (7, 1_000_000, UNIT, OperationKind::Unstake),
+            (8, 0, UNIT, OperationKind::FinalizeUnstake),
+            (9, 0, PAIR, OperationKind::SetDelegateParameters),
         ];
-        for (tag, kind) in cases {
-            assert_eq!(kinds(B::new().call(&[tag], UNIT)), Ok(vec![kind]));
+        for (tag, amount, value, kind) in cases {
+            let call = |ep: &[u8]| B::new().tx(&ME, amount, &me, ep, value);
+            assert_eq!(kinds(call(&[tag])), Ok(vec![kind]), "{kind}");
             // The same entrypoint spelled as a named entrypoint.
             let name = kind.as_str().as_bytes();
             let ep = B::new().u8(255).u8(name.len() as u8).bytes(name).done();
-            assert_eq!(kinds(B::new().call(&ep, UNIT)), Ok(vec![kind]));
+            assert_eq!(kinds(call(&ep)), Ok(vec![kind]), "named {kind}");
+            // Without knowing the signer, or for another signer, it is a transaction.
+            assert_eq!(
+                operation_kinds(&call(&[tag]).done()),
+                Ok(vec![OperationKind::Transaction]),
+                "{kind} without a signer"
+            );
+            let mut other = ME;
+            other[20] ^= 1;
+            assert_eq!(
+                operation_kinds_for(&call(&[tag]).done(), &other),
+                Ok(vec![OperationKind::Transaction]),
+                "{kind} signed by another key"
+            );
         }
         assert!(matches!(
             kinds(B::new().call(&[10], UNIT)),
@@ -685,9 +956,143 @@ mod tests {
     }
 
     #[test]
-    fn named_entrypoint_stake() {
+    fn staking_names_elsewhere_are_transactions() {
+        let me = implicit_of(&ME);
+        let mut other = ME;
+        other[5] ^= 0x40;
+        let other_account = implicit_of(&other);
+        // The same hash under another curve's tag is another account.
+        let mut other_curve = ME;
+        other_curve[0] = 1;
+        let kt1 = B::new().u8(1).fill(20, 0x11).u8(0).done();
+        let tez = 1_000_000_000_000u64;
+        for tag in 6u8..=9 {
+            for (what, b) in [
+                ("to a KT1", B::new().tx(&ME, tez, &kt1, &[tag], UNIT)),
+                (
+                    "to another tz1",
+                    B::new().tx(&ME, tez, &other_account, &[tag], UNIT),
+                ),
+                (
+                    "to the same hash under another curve",
+                    B::new().tx(&ME, tez, &implicit_of(&other_curve), &[tag], UNIT),
+                ),
+                (
+                    "another account's self-call",
+                    B::new().tx(&other, tez, &other_account, &[tag], UNIT),
+                ),
+                (
+                    "to a KT1, zero amount",
+                    B::new().tx(&ME, 0, &kt1, &[tag], UNIT),
+                ),
+            ] {
+                assert_eq!(
+                    kinds(b),
+                    Ok(vec![OperationKind::Transaction]),
+                    "entrypoint {tag} {what}"
+                );
+            }
+        }
+        let named_stake = b"\xff\x05stake";
+        for (what, b) in [
+            ("stake of zero", B::new().tx(&ME, 0, &me, &[6], UNIT)),
+            (
+                "stake with a non-Unit parameter",
+                B::new().tx(&ME, 5, &me, &[6], PAIR),
+            ),
+            (
+                "named stake to a KT1",
+                B::new().tx(&ME, tez, &kt1, named_stake, UNIT),
+            ),
+            (
+                "unstake with a non-Unit parameter",
+                B::new().tx(&ME, 5, &me, &[7], PAIR),
+            ),
+            (
+                "finalize_unstake with an amount",
+                B::new().tx(&ME, 1, &me, &[8], UNIT),
+            ),
+            (
+                "finalize_unstake, non-Unit",
+                B::new().tx(&ME, 0, &me, &[8], PAIR),
+            ),
+            (
+                "set_delegate_parameters with an amount",
+                B::new().tx(&ME, 1, &me, &[9], PAIR),
+            ),
+            ("a self-transfer", B::new().tx(&ME, tez, &me, &[0], UNIT)),
+            (
+                "a self-call at another name",
+                B::new().tx(&ME, tez, &me, b"\xff\x06stake_", UNIT),
+            ),
+        ] {
+            assert_eq!(kinds(b), Ok(vec![OperationKind::Transaction]), "{what}");
+        }
+    }
+
+    #[test]
+    fn transaction_fields_are_decoded() {
+        let me = implicit_of(&ME);
+        let kt1 = B::new().u8(1).fill(20, 0x11).u8(0).done();
+        let max = (1u64 << 63) - 1; // the largest mutez amount (int64)
+        let ops = decode_operations(
+            &B::new()
+                .tx(&ME, max, &kt1, b"\xff\x04mint", UNIT)
+                .tx(&ME, 1, &me, &[7], PAIR)
+                .manager(TAG_TRANSACTION)
+                .n(3)
+                .implicit()
+                .u8(0x00)
+                .done(),
+        )
+        .unwrap();
         assert_eq!(
-            kinds(B::new().call(b"\xff\x05stake", UNIT)),
+            ops,
+            vec![
+                Operation::Transaction(Transaction {
+                    source: ME,
+                    amount: u128::from(max),
+                    destination: Contract::Originated([0x11; 20]),
+                    entrypoint: Entrypoint::Named(b"mint".to_vec()),
+                    unit_parameter: true,
+                }),
+                Operation::Transaction(Transaction {
+                    source: ME,
+                    amount: 1,
+                    destination: Contract::Implicit(ME),
+                    entrypoint: Entrypoint::Unstake,
+                    unit_parameter: false,
+                }),
+                Operation::Transaction(Transaction {
+                    source: ME,
+                    amount: 3,
+                    destination: Contract::Implicit(ME),
+                    entrypoint: Entrypoint::Default,
+                    unit_parameter: true,
+                }),
+            ]
+        );
+        // Ten zarith bytes: 70 bits.
+        let v = B::new()
+            .manager(TAG_TRANSACTION)
+            .fill(9, 0xff)
+            .u8(0x7f)
+            .implicit()
+            .u8(0x00)
+            .done();
+        match decode_operations(&v).unwrap().as_slice() {
+            [Operation::Transaction(t)] => assert_eq!(t.amount, (1u128 << 70) - 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(Entrypoint::from_name(b"default"), Entrypoint::Default);
+        assert_eq!(Entrypoint::from_name(b"stake"), Entrypoint::Stake);
+    }
+
+    #[test]
+    fn named_entrypoint_stake() {
+        let me = implicit_of(&ME);
+        assert_eq!(
+            kinds(B::new().tx(&ME, 10, &me, b"\xff\x05stake", UNIT)),
             Ok(vec![OperationKind::Stake])
         );
         // Name runs past the end.
@@ -804,8 +1209,22 @@ mod tests {
         );
         // Newer encoding: absent proof, then a staking call.
         assert_eq!(
-            kinds(B::new().reveal(0).u8(0x00).call(&[6], UNIT)),
+            kinds(
+                B::new()
+                    .reveal(0)
+                    .u8(0x00)
+                    .tx(&ME, 7, &implicit_of(&ME), &[6], UNIT)
+            ),
             Ok(vec![OperationKind::Reveal, OperationKind::Stake])
+        );
+        // A staking call to itself batched with a transfer dressed as staking.
+        assert_eq!(
+            kinds(
+                B::new()
+                    .tx(&ME, 7, &implicit_of(&ME), &[6], UNIT)
+                    .call(&[6], UNIT)
+            ),
+            Ok(vec![OperationKind::Stake, OperationKind::Transaction])
         );
         // BLS reveal with proof, then a delegation.
         assert_eq!(
@@ -1009,6 +1428,7 @@ mod tests {
                 *first = tags[(next() % tags.len() as u64) as usize];
             }
             let _ = operation_kinds(&v);
+            let _ = operation_kinds_for(&v, &ME);
         }
     }
 

@@ -10,11 +10,18 @@
 //! ```
 //! Generic operations (magic byte 0x03) are always decoded as far as their operation tags;
 //! anything that cannot be decoded is refused (fail closed).
+//!
+//! `stake`, `unstake`, `finalize_unstake` and `set_delegate_parameters` in `operations` allow
+//! the staking pseudo-operations of the key's *own* account only: a transaction by the key's
+//! pkh to itself that the protocol applies as staking
+//! ([`super::operations::Transaction::staking_kind`]). Any other transaction, whatever its
+//! entrypoint is called (a call named `stake` to a KT1 contract or to another account, or a
+//! staking call by another source), is a `transaction` and needs `transaction` in the list.
 
 use serde::Deserialize;
 
 use super::base58;
-use super::operations::{OperationKind, operation_kinds};
+use super::operations::{Entrypoint, Operation, OperationKind, decode_operations};
 use super::payload::{Payload, RequestKind};
 
 /// The `policy:` block as written in a key config (camelCase).
@@ -67,6 +74,14 @@ pub enum PolicyError {
     /// A generic operation contains an operation kind not in `operations`.
     #[error("policy of this key does not allow {0} operations")]
     Operation(&'static str),
+    /// A transaction at a staking entrypoint (named here) that is not a staking
+    /// pseudo-operation of this key, and `transaction` is not in `operations`.
+    #[error(
+        "policy of this key does not allow transaction operations: this call to entrypoint \
+         `{0}` is a transaction, not staking (staking is only the key's own account calling \
+         itself, with the protocol's amount and Unit parameter)"
+    )]
+    NotStaking(&'static str),
     /// A generic operation palisade cannot decode far enough to apply the policy.
     #[error("operation refused: {0}")]
     Undecodable(String),
@@ -122,11 +137,14 @@ impl Policy {
         self.prove_possession
     }
 
-    /// Checks one parsed request.
+    /// Checks one parsed request that the key whose 21-byte public key hash (tag byte, then the
+    /// 20-byte hash) is `signer` is asked to sign: operations inside a generic request are
+    /// classified for that key ([`Operation::kind`]), so only its own staking pseudo-operations
+    /// count as staking.
     ///
     /// # Errors
     /// [`PolicyError`] naming what is not allowed.
-    pub fn check(&self, payload: &Payload<'_>) -> Result<(), PolicyError> {
+    pub fn check(&self, payload: &Payload<'_>, signer: &[u8; 21]) -> Result<(), PolicyError> {
         let kind = payload.request_kind();
         if !self.kinds.contains(&kind) {
             return Err(PolicyError::Kind(kind.as_str()));
@@ -137,15 +155,37 @@ impl Policy {
             return Err(PolicyError::Chain(base58::encode_chain_id(chain)));
         }
         if let Payload::Generic { contents, .. } = payload {
-            let kinds =
-                operation_kinds(contents).map_err(|e| PolicyError::Undecodable(e.to_string()))?;
-            if let Some(allowed) = &self.operations
-                && let Some(bad) = kinds.iter().find(|k| !allowed.contains(k))
-            {
-                return Err(PolicyError::Operation(bad.as_str()));
+            let operations =
+                decode_operations(contents).map_err(|e| PolicyError::Undecodable(e.to_string()))?;
+            if let Some(allowed) = &self.operations {
+                for op in &operations {
+                    let kind = op.kind(Some(signer));
+                    if allowed.contains(&kind) {
+                        continue;
+                    }
+                    if let Operation::Transaction(t) = op
+                        && kind == OperationKind::Transaction
+                        && let Some(name) = staking_entrypoint_name(&t.entrypoint)
+                    {
+                        return Err(PolicyError::NotStaking(name));
+                    }
+                    return Err(PolicyError::Operation(kind.as_str()));
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// The name of a staking entrypoint, for the refusal of a transaction that only looks like
+/// staking.
+fn staking_entrypoint_name(entrypoint: &Entrypoint) -> Option<&'static str> {
+    match entrypoint {
+        Entrypoint::Stake => Some("stake"),
+        Entrypoint::Unstake => Some("unstake"),
+        Entrypoint::FinalizeUnstake => Some("finalize_unstake"),
+        Entrypoint::SetDelegateParameters => Some("set_delegate_parameters"),
+        _ => None,
     }
 }
 
@@ -174,6 +214,37 @@ mod tests {
         b
     }
 
+    /// The signing key of these tests: tag 0 (ed25519), hash 0x11….
+    const KEY: [u8; 21] = {
+        let mut pkh = [0x11; 21];
+        pkh[0] = 0;
+        pkh
+    };
+
+    /// A generic operation with one transaction from `source` to the implicit account `dest`
+    /// (or to a KT1 when `None`) of `amount` (a one-byte zarith, < 128) at entrypoint tag
+    /// `entrypoint` with `Unit`.
+    fn call(source: [u8; 21], dest: Option<[u8; 21]>, amount: u8, entrypoint: u8) -> Vec<u8> {
+        let mut b = vec![0x03];
+        b.extend_from_slice(&[0; 32]);
+        b.push(108);
+        b.extend_from_slice(&source);
+        b.extend_from_slice(&[1, 1, 1, 1, amount]);
+        match dest {
+            Some(d) => {
+                b.push(0);
+                b.extend_from_slice(&d);
+            }
+            None => {
+                b.push(1);
+                b.extend_from_slice(&[0x22; 20]);
+                b.push(0);
+            }
+        }
+        b.extend_from_slice(&[0xff, entrypoint, 0, 0, 0, 2, 0x03, 0x0b]);
+        b
+    }
+
     fn config(yaml: &str) -> Result<Policy, String> {
         Policy::from_config(&serde_norway::from_str::<PolicyConfig>(yaml).unwrap())
     }
@@ -181,9 +252,12 @@ mod tests {
     #[test]
     fn default_allows_consensus_only() {
         let p = Policy::default();
-        assert_eq!(p.check(&parse(&attestation(MAINNET)).unwrap()), Ok(()));
         assert_eq!(
-            p.check(&parse(&delegation()).unwrap()),
+            p.check(&parse(&attestation(MAINNET)).unwrap(), &KEY),
+            Ok(())
+        );
+        assert_eq!(
+            p.check(&parse(&delegation()).unwrap(), &KEY),
             Err(PolicyError::Kind("generic"))
         );
         assert!(!p.allows_prove_possession());
@@ -196,20 +270,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            p.check(&parse(&delegation()).unwrap()),
+            p.check(&parse(&delegation()).unwrap(), &KEY),
             Err(PolicyError::Operation("delegation"))
         );
-        assert_eq!(p.check(&parse(&attestation(MAINNET)).unwrap()), Ok(()));
+        assert_eq!(
+            p.check(&parse(&attestation(MAINNET)).unwrap(), &KEY),
+            Ok(())
+        );
         assert!(matches!(
-            p.check(&parse(&attestation([1, 2, 3, 4])).unwrap()),
+            p.check(&parse(&attestation([1, 2, 3, 4])).unwrap(), &KEY),
             Err(PolicyError::Chain(_))
         ));
         let any_op = config("allow: [generic]").unwrap();
-        assert_eq!(any_op.check(&parse(&delegation()).unwrap()), Ok(()));
+        assert_eq!(any_op.check(&parse(&delegation()).unwrap(), &KEY), Ok(()));
         let mut truncated = delegation();
         truncated.pop();
         assert!(matches!(
-            any_op.check(&parse(&truncated).unwrap()),
+            any_op.check(&parse(&truncated).unwrap(), &KEY),
             Err(PolicyError::Undecodable(_))
         ));
     }
@@ -228,5 +305,77 @@ mod tests {
                 .contains("NetXnotachain")
         );
         assert!(serde_norway::from_str::<PolicyConfig>("alow: [block]").is_err());
+    }
+
+    #[test]
+    fn staking_policy_allows_only_the_keys_own_staking() {
+        let p = config("allow: [generic]\noperations: [stake, unstake, finalize_unstake]").unwrap();
+        let check = |bytes: &[u8], signer: &[u8; 21]| p.check(&parse(bytes).unwrap(), signer);
+        // The key's own stake (tag 6), unstake (7) and finalize_unstake (8, amount 0).
+        assert_eq!(check(&call(KEY, Some(KEY), 100, 6), &KEY), Ok(()));
+        assert_eq!(check(&call(KEY, Some(KEY), 100, 7), &KEY), Ok(()));
+        assert_eq!(check(&call(KEY, Some(KEY), 0, 8), &KEY), Ok(()));
+        // Transfers dressed as staking.
+        let mut other = KEY;
+        other[20] = 0x99;
+        for (what, bytes, signer, name) in [
+            ("stake to a KT1", call(KEY, None, 100, 6), KEY, "stake"),
+            (
+                "stake to another tz1",
+                call(KEY, Some(other), 100, 6),
+                KEY,
+                "stake",
+            ),
+            (
+                "unstake to another tz1",
+                call(KEY, Some(other), 100, 7),
+                KEY,
+                "unstake",
+            ),
+            (
+                "another account's stake",
+                call(other, Some(other), 100, 6),
+                KEY,
+                "stake",
+            ),
+            (
+                "our stake signed by another key",
+                call(KEY, Some(KEY), 100, 6),
+                other,
+                "stake",
+            ),
+            (
+                "finalize with an amount",
+                call(KEY, Some(KEY), 5, 8),
+                KEY,
+                "finalize_unstake",
+            ),
+            ("stake of nothing", call(KEY, Some(KEY), 0, 6), KEY, "stake"),
+        ] {
+            let err = check(&bytes, &signer).unwrap_err();
+            assert_eq!(err, PolicyError::NotStaking(name), "{what}");
+            assert!(err.to_string().contains("transaction"), "{what}: {err}");
+        }
+        // A plain transfer and set_delegate_parameters (not in the list).
+        assert_eq!(
+            check(&call(KEY, Some(other), 100, 0), &KEY),
+            Err(PolicyError::Operation("transaction"))
+        );
+        let sdp = {
+            let mut b = call(KEY, Some(KEY), 0, 9);
+            let n = b.len();
+            b[n - 2..].copy_from_slice(&[0x03, 0x0b]);
+            b
+        };
+        assert_eq!(
+            check(&sdp, &KEY),
+            Err(PolicyError::Operation("set_delegate_parameters"))
+        );
+        // With `transaction` allowed too, the dressed-up transfer is signed as what it is.
+        let with_tx = config("allow: [generic]\noperations: [transaction, stake]").unwrap();
+        assert_eq!(
+            with_tx.check(&parse(&call(KEY, None, 100, 6)).unwrap(), &KEY),
+            Ok(())
+        );
     }
 }

@@ -14,8 +14,14 @@ use crate::protection::audit::{AuditEntry, refusal_reason};
 use crate::protection::{ProtectedMessage, ProtectionError};
 
 /// Parses an identifier: `0x` + 96 hex characters (a 48-byte BLS public key).
+/// Longer identifiers are refused before any decoding.
 fn parse_identifier(id: &str) -> Result<[u8; 48], ApiError> {
     let hex_part = id.strip_prefix("0x").unwrap_or(id);
+    if hex_part.len() != 96 {
+        return Err(ApiError::Invalid(
+            "identifier must be a 0x-prefixed 48-byte BLS public key (96 hex characters)".into(),
+        ));
+    }
     hex::decode(hex_part)
         .ok()
         .and_then(|b| <[u8; 48]>::try_from(b).ok())

@@ -223,7 +223,17 @@ pub fn import_octez(
     let password = password_file.map(read_password_file).transpose()?;
     let password = password.as_ref().map(|p| p.as_bytes());
     let mut planned = Vec::new();
+    let mut aliases = std::collections::HashSet::new();
     for entry in &entries {
+        // Checked while planning, so that a repeated alias refuses the import before any file
+        // is written (found by the `octez_secret_keys` fuzz target: the second write failed
+        // after the first had landed).
+        if !aliases.insert(entry.name.as_str()) {
+            return Err(format!(
+                "alias `{}` appears more than once; nothing imported",
+                entry.name
+            ));
+        }
         if entry.name.is_empty()
             || !entry
                 .name
@@ -339,5 +349,24 @@ mod tests {
         assert!(shown.starts_with("MemoryTezosKey(tz1"), "{shown}");
         assert!(!shown.contains("edsk"), "{shown}");
         assert!(key.sign(&[3, 1, 2, 3], 0).is_ok());
+    }
+
+    #[test]
+    fn a_repeated_alias_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret_keys");
+        let sk = "unencrypted:edsk4TjJWEszkHKono7XMnepVqwi37FrpbVt1KCsifJeAGimxheShG";
+        std::fs::write(
+            &file,
+            format!(
+                r#"[{{"name": "baker", "value": "{sk}"}}, {{"name": "baker", "value": "{sk}"}}]"#
+            ),
+        )
+        .unwrap();
+        let out = dir.path().join("out");
+        let err = import_octez(&file, &out, None).unwrap_err();
+        assert!(err.contains("more than once"), "{err}");
+        assert!(!err.contains("edsk"), "{err}");
+        assert!(!out.join("baker.yaml").exists(), "nothing written");
     }
 }

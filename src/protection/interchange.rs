@@ -154,11 +154,15 @@ impl PreparedImport {
 /// [`InterchangeError::Malformed`] (naming the field and position),
 /// [`InterchangeError::UnsupportedVersion`], [`InterchangeError::OutOfRange`].
 pub fn parse(json: &str) -> Result<PreparedImport, InterchangeError> {
-    let de = &mut serde_json::Deserializer::from_str(json);
-    let interchange: Interchange = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let interchange: Interchange = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         InterchangeError::Malformed(format!("{path}: {}", e.into_inner()))
     })?;
+    // One document and nothing after it but whitespace (found by the `interchange` fuzz
+    // target: `{…} garbage` was accepted).
+    de.end()
+        .map_err(|e| InterchangeError::Malformed(format!("after the document: {e}")))?;
     prepare(&interchange)
 }
 
@@ -578,5 +582,17 @@ mod tests {
             1,
             "an empty file still binds the root"
         );
+    }
+
+    #[test]
+    fn trailing_characters_are_refused() {
+        let ok = doc("");
+        assert!(parse(&ok).is_ok());
+        assert!(parse(&format!("{ok}\n  ")).is_ok());
+        assert!(matches!(
+            parse(&format!("{ok} x")).unwrap_err(),
+            InterchangeError::Malformed(m) if m.contains("after the document")
+        ));
+        assert!(parse(&format!("{ok}{ok}")).is_err());
     }
 }

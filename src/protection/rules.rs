@@ -375,7 +375,10 @@ mod tests {
             slot: 12,
             signing_root: Some(A),
         };
-        assert_eq!(check_block(Some(&rec12), &w, 12, A), Ok(Decision::SignRepeat));
+        assert_eq!(
+            check_block(Some(&rec12), &w, 12, A),
+            Ok(Decision::SignRepeat)
+        );
     }
 
     #[test]

@@ -36,7 +36,9 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 
 triple="$(rustc -vV | sed -n 's/^host: //p')"
-bin_dir="$fuzz_dir/target/$triple/release"
+profile_dir=release
+case " ${FUZZ_BUILD_FLAGS:-} " in *" --dev "*|*" -D "*) profile_dir=debug ;; esac
+bin_dir="$fuzz_dir/target/$triple/$profile_dir"
 if [ -z "${FUZZ_NO_BUILD:-}" ]; then
     start=$(date +%s)
     build_log="$(mktemp "${TMPDIR:-/tmp}/palisade-fuzz-build.XXXXXX")"

@@ -43,11 +43,17 @@ if [ -z "${FUZZ_NO_BUILD:-}" ]; then
     start=$(date +%s)
     build_log="$(mktemp "${TMPDIR:-/tmp}/palisade-fuzz-build.XXXXXX")"
     # shellcheck disable=SC2086
-    if ! cargo fuzz build ${FUZZ_BUILD_FLAGS:-} $targets >"$build_log" 2>&1; then
-        grep -vE '^\s+(Compiling|Checking|Fresh) ' "$build_log" >&2
-        echo "fuzz/run.sh: build failed" >&2
-        exit 1
-    fi
+    # `cargo fuzz build` takes one target or none (= every target).
+    if [ "$targets" = "$all_targets" ]; then build_targets=("")
+    else read -r -a build_targets <<<"$targets"; fi
+    for bt in "${build_targets[@]}"; do
+        # shellcheck disable=SC2086
+        if ! cargo fuzz build ${FUZZ_BUILD_FLAGS:-} $bt >>"$build_log" 2>&1; then
+            grep -vE '^\s+(Compiling|Checking|Fresh) ' "$build_log" >&2
+            echo "fuzz/run.sh: build failed" >&2
+            exit 1
+        fi
+    done
     rm -f "$build_log"
     echo "fuzz build: $(( $(date +%s) - start )) s"
 fi

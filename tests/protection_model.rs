@@ -349,6 +349,17 @@ fn history_of(
         .collect()
 }
 
+/// Whether `m` is at or above the high watermark `high` (then it must not be signed).
+fn at_or_above(m: &Msg, high: Option<&HighWatermark>) -> bool {
+    match (m, high) {
+        (Msg::Block { slot, .. }, Some(h)) => *slot >= h.slot,
+        (Msg::Attestation { source, target, .. }, Some(h)) => {
+            *source >= h.epoch || *target >= h.epoch
+        }
+        _ => false,
+    }
+}
+
 /// Runs `ops` on a fresh store; `Err` describes the first broken rule.
 fn run(env: &mut Env, seed: u64, ops: &[Op], counts: &mut Counts) -> Result<(), String> {
     // Fresh validator keys per run, so that runs sharing a PostgreSQL database do not meet.
@@ -430,14 +441,7 @@ fn run(env: &mut Env, seed: u64, ops: &[Op], counts: &mut Counts) -> Result<(), 
                         if !enabled[v as usize] {
                             return Err(at(format!("released {m:?} for a disabled validator")));
                         }
-                        let above_high = match (m, high) {
-                            (Msg::Block { slot, .. }, Some(h)) => slot >= h.slot,
-                            (Msg::Attestation { source, target, .. }, Some(h)) => {
-                                source >= h.epoch || target >= h.epoch
-                            }
-                            _ => false,
-                        };
-                        if above_high {
+                        if at_or_above(&m, high.as_ref()) {
                             return Err(at(format!(
                                 "released {m:?} at or above the high watermark {high:?}"
                             )));
@@ -447,14 +451,7 @@ fn run(env: &mut Env, seed: u64, ops: &[Op], counts: &mut Counts) -> Result<(), 
                         Ok(())
                     }
                     Err(ProtectionError::Slashable(_)) | Err(ProtectionError::Disabled(_)) => {
-                        let excused = !enabled[v as usize]
-                            || match (m, high) {
-                                (Msg::Block { slot, .. }, Some(h)) => slot >= h.slot,
-                                (Msg::Attestation { source, target, .. }, Some(h)) => {
-                                    source >= h.epoch || target >= h.epoch
-                                }
-                                _ => false,
-                            };
+                        let excused = !enabled[v as usize] || at_or_above(&m, high.as_ref());
                         if must && !excused {
                             return Err(at(format!(
                                 "refused {m:?}, which every correct signer must sign (known: {:?})",

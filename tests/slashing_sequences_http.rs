@@ -367,14 +367,20 @@ fn keystores_post(url: &str, token: &str, body: &Value) -> Vec<(String, String)>
         .collect()
 }
 
-fn four_step_surround_keymanager(backend: Backend) {
-    let _clock = WallClock::new(&format!("four_step_surround_keymanager ({backend:?})"));
+/// A server with the Keymanager API on a fresh database, and its token.
+struct KeymanagerRig {
+    dir: tempfile::TempDir,
+    db: TestDb,
+    server: Server,
+    token: String,
+}
+
+/// `None` when PostgreSQL is not configured (outside CI only).
+fn keymanager_rig(backend: Backend) -> Option<KeymanagerRig> {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let Some(db) = fresh_db(backend, &data) else {
-        return;
-    };
+    let db = fresh_db(backend, &data)?;
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let server = start_server(&data, &keys, &db.url, &["--key-manager-api-enabled"]);
@@ -382,6 +388,25 @@ fn four_step_surround_keymanager(backend: Backend) {
         .unwrap()
         .trim()
         .to_string();
+    Some(KeymanagerRig {
+        dir,
+        db,
+        server,
+        token,
+    })
+}
+
+fn four_step_surround_keymanager(backend: Backend) {
+    let _clock = WallClock::new(&format!("four_step_surround_keymanager ({backend:?})"));
+    let Some(KeymanagerRig {
+        dir,
+        db,
+        server,
+        token,
+    }) = keymanager_rig(backend)
+    else {
+        return;
+    };
     let (ks, pw, pk) = dev_keystore(0);
 
     let statuses = keystores_post(
@@ -1165,25 +1190,22 @@ fn keymanager_delete_then_reimport_postgres() {
     keymanager_delete_then_reimport(Backend::Postgres);
 }
 
-/// A DELETE keeps the key's records (it only disables it); a re-import with its own export
-/// lets exact repeats through, and one with an older, conflicting document (3->10 without a
-/// root) leaves every conflicting vote refused, including 5->10 itself (the root-less 3->10
-/// stands for an unknown vote at target 10).
+/// A DELETE keeps the key's records (it only disables it); after a re-import with its own
+/// export the surround stays refused and so does the repeat at the import's watermark, and
+/// after one with an older, conflicting document (3->10 without a root) every conflicting vote
+/// is refused, including 5->10 itself (the root-less 3->10 stands for an unknown vote at
+/// target 10); the next safe vote is signed either way.
 fn keymanager_delete_then_reimport(backend: Backend) {
     let _clock = WallClock::new(&format!("keymanager_delete_then_reimport ({backend:?})"));
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let Some(db) = fresh_db(backend, &data) else {
+    let Some(KeymanagerRig {
+        dir,
+        db,
+        server,
+        token,
+    }) = keymanager_rig(backend)
+    else {
         return;
     };
-    let keys = dir.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let server = start_server(&data, &keys, &db.url, &["--key-manager-api-enabled"]);
-    let token = std::fs::read_to_string(data.join("api-token.txt"))
-        .unwrap()
-        .trim()
-        .to_string();
     let (ks, pw, pk) = dev_keystore(1);
     let delete = || -> Value {
         let r = common::client()

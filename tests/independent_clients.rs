@@ -44,6 +44,79 @@ fn lodestar_and_blst_verify_random_requests_of_every_type() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    random_requests_verify("mainnet", &[], &["--count", "260", "--seed", "7"], 200);
+}
+
+/// The minimal preset on palisade's built-in `minimal` network: Lodestar's minimal-preset
+/// SSZ types (`LODESTAR_PRESET=minimal`: 32-member sync committees, 4 committees per slot)
+/// compute every root, with every fork scheduled (Altair at epoch 4, then one every 4).
+#[test]
+fn lodestar_minimal_preset_verifies_random_requests_of_every_type() {
+    require_clients();
+    random_requests_verify(
+        "minimal",
+        &[("LODESTAR_PRESET", "minimal")],
+        &["--count", "260", "--seed", "11"],
+        200,
+    );
+}
+
+/// A custom `config.yaml` whose `PRESET_BASE` is `minimal` and whose fork versions are its
+/// own (last byte 0x42), written by the independent client from its schedule.
+#[test]
+fn lodestar_minimal_preset_custom_config_verifies_random_requests() {
+    require_clients();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let out = Command::new("node")
+        .arg(clients_dir().join("eth2_random.mjs"))
+        .env("LODESTAR_PRESET", "minimal")
+        .args([
+            "--fork-epoch-step",
+            "3",
+            "--fork-version-tag",
+            "42",
+            "--write-config",
+        ])
+        .arg(&config)
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    assert!(yaml.contains("PRESET_BASE: 'minimal'"), "{yaml}");
+    random_requests_verify(
+        config.to_str().unwrap(),
+        &[("LODESTAR_PRESET", "minimal")],
+        &[
+            "--count",
+            "260",
+            "--seed",
+            "13",
+            "--fork-epoch-step",
+            "3",
+            "--fork-version-tag",
+            "42",
+        ],
+        200,
+    );
+}
+
+fn require_clients() {
+    require(
+        &clients_dir().join("node_modules/@lodestar/types"),
+        "run `npm ci` in tests/clients (scripts/test.sh does)",
+    );
+}
+
+/// Starts palisade on `network` with four keys, runs the independent client against it
+/// with `env` and `args`, and asserts that at least `min_passed` requests verified and none
+/// failed.
+fn random_requests_verify(network: &str, env: &[(&str, &str)], args: &[&str], min_passed: usize) {
+    let script = clients_dir().join("eth2_random.mjs");
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     for i in 0..4 {
@@ -53,14 +126,16 @@ fn lodestar_and_blst_verify_random_requests_of_every_type() {
         &dir.path().join("data"),
         &[
             "--network",
-            "mainnet",
+            network,
             "--key-config-path",
             keys.to_str().unwrap(),
         ],
     );
     let out = Command::new("node")
         .arg(&script)
-        .args(["--url", &server.url, "--count", "260", "--seed", "7"])
+        .envs(env.iter().copied())
+        .args(["--url", &server.url])
+        .args(args)
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -82,8 +157,8 @@ fn lodestar_and_blst_verify_random_requests_of_every_type() {
         .and_then(|(n, _)| n.parse().ok())
         .unwrap_or(0);
     assert!(
-        passed >= 200,
-        "at least 200 requests verified, got: {summary}"
+        passed >= min_passed,
+        "at least {min_passed} requests verified, got: {summary}"
     );
     assert!(summary.contains(" 0 failed"), "{summary}");
 }

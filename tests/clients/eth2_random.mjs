@@ -13,16 +13,24 @@
 // Usage:
 //   node eth2_random.mjs --url http://127.0.0.1:PORT [--count 260] [--seed 42]
 //        [--concurrency 8] [--genesis-fork-version 0x00000000]
+//        [--fork-epoch-step N] [--fork-version-tag XX] [--write-config FILE.yaml]
+// The preset is Lodestar's: LODESTAR_PRESET=minimal selects the minimal preset's SSZ
+// types and SLOTS_PER_EPOCH, and the minimal chain config's fork versions. The fork
+// schedule is the chain config's, or every fork N epochs after the previous one with
+// --fork-epoch-step N (the default under the minimal preset, whose config schedules no
+// fork after Altair); --fork-version-tag XX replaces the last byte of every fork version
+// (a network of its own); --write-config writes that schedule as a consensus-spec
+// config.yaml (PRESET_BASE, fork versions and epochs) for the signer under test.
 //   node eth2_random.mjs --self-check web3signer_openapi_examples.json
 //        [--genesis-fork-version 0x00000001]
 // The self-check recomputes the signing roots of the published Web3Signer
 // examples (proving the root code below) and verifies their signatures.
 
-import {readFileSync} from "node:fs";
+import {readFileSync, writeFileSync} from "node:fs";
 import {pathToFileURL} from "node:url";
 import {ssz} from "@lodestar/types";
 import * as params from "@lodestar/params";
-import {mainnetChainConfig} from "@lodestar/config/networks";
+import {mainnetChainConfig, minimalChainConfig} from "@lodestar/config/configs";
 import {
   BitArray,
   BitListType,
@@ -43,7 +51,17 @@ import {PublicKey, SecretKey, Signature, verify} from "@chainsafe/blst";
 // ---------------------------------------------------------------- CLI
 
 function parseArgs(argv) {
-  const out = {url: null, count: 260, seed: 42, concurrency: 8, selfCheck: null, genesisForkVersion: null};
+  const out = {
+    url: null,
+    count: 260,
+    seed: 42,
+    concurrency: 8,
+    selfCheck: null,
+    genesisForkVersion: null,
+    forkEpochStep: null,
+    forkVersionTag: null,
+    writeConfig: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -56,9 +74,14 @@ function parseArgs(argv) {
     else if (a === "--concurrency") out.concurrency = Number(next());
     else if (a === "--self-check") out.selfCheck = next();
     else if (a === "--genesis-fork-version") out.genesisForkVersion = next();
+    else if (a === "--fork-epoch-step") out.forkEpochStep = Number(next());
+    else if (a === "--fork-version-tag") out.forkVersionTag = next();
+    else if (a === "--write-config") out.writeConfig = next();
     else usage(`unknown argument ${a}`);
   }
-  if (!out.url && !out.selfCheck) usage("need --url or --self-check");
+  if (!out.url && !out.selfCheck && !out.writeConfig) usage("need --url, --self-check or --write-config");
+  if (out.forkEpochStep !== null && !(Number.isSafeInteger(out.forkEpochStep) && out.forkEpochStep > 0)) usage("bad --fork-epoch-step");
+  if (out.forkVersionTag !== null && !/^[0-9a-fA-F]{2}$/.test(out.forkVersionTag)) usage("bad --fork-version-tag (two hex digits)");
   for (const k of ["count", "seed", "concurrency"]) {
     if (!Number.isSafeInteger(out[k]) || out[k] < 0) usage(`bad --${k}`);
   }
@@ -126,13 +149,37 @@ const T = {
 
 const SLOTS_PER_EPOCH = BigInt(params.SLOTS_PER_EPOCH);
 const ZERO_ROOT = new Uint8Array(32);
-const cfg = mainnetChainConfig;
+const PRESET = params.ACTIVE_PRESET;
+const cfg = PRESET === "minimal" ? minimalChainConfig : mainnetChainConfig;
+const FORK_NAMES = ["ALTAIR", "BELLATRIX", "CAPELLA", "DENEB", "ELECTRA", "FULU"];
 
-// Mainnet fork schedule (only forks that are scheduled), oldest first.
-const FORKS = [{name: "PHASE0", version: cfg.GENESIS_FORK_VERSION, epoch: 0n}];
-for (const name of ["ALTAIR", "BELLATRIX", "CAPELLA", "DENEB", "ELECTRA", "FULU"]) {
-  const epoch = cfg[`${name}_FORK_EPOCH`];
-  if (Number.isFinite(epoch)) FORKS.push({name, version: cfg[`${name}_FORK_VERSION`], epoch: BigInt(epoch)});
+// The fork schedule (only forks that are scheduled), oldest first; see setSchedule.
+let FORKS = [];
+let ALL_VERSIONS = [];
+let LAST_EPOCH = 0n;
+
+// Sets the schedule: the chain config's, or every fork `step` epochs after the previous
+// one; `tag` (a byte) replaces the last byte of every fork version.
+function setSchedule(step, tag) {
+  const version = (v) => {
+    const out = Uint8Array.from(v);
+    if (tag !== null) out[3] = tag;
+    return out;
+  };
+  FORKS = [{name: "PHASE0", version: version(cfg.GENESIS_FORK_VERSION), epoch: 0n}];
+  FORK_NAMES.forEach((name, i) => {
+    const epoch = step !== null ? (i + 1) * step : cfg[`${name}_FORK_EPOCH`];
+    if (Number.isFinite(epoch)) FORKS.push({name, version: version(cfg[`${name}_FORK_VERSION`]), epoch: BigInt(epoch)});
+  });
+  ALL_VERSIONS = FORKS.map((f) => f.name);
+  LAST_EPOCH = forkEnd(FORKS[FORKS.length - 1].name);
+}
+
+// The schedule as a consensus-spec config.yaml.
+function configYaml() {
+  const lines = [`CONFIG_NAME: 'eth2-random-${PRESET}'`, `PRESET_BASE: '${PRESET}'`, `GENESIS_FORK_VERSION: ${toHex(FORKS[0].version)}`];
+  for (const f of FORKS.slice(1)) lines.push(`${f.name}_FORK_VERSION: ${toHex(f.version)}`, `${f.name}_FORK_EPOCH: ${f.epoch}`);
+  return lines.join("\n") + "\n";
 }
 const forkIndex = (name) => FORKS.findIndex((f) => f.name === name);
 const forkIndexAt = (epoch) => FORKS.findLastIndex((f) => f.epoch <= epoch);
@@ -238,7 +285,7 @@ function requestSigningRoot(body, {genesisForkVersion}) {
       const root = T.VoluntaryExit.hashTreeRoot(exit);
       // EIP-7044: from Deneb on, exits are signed with the Capella fork version.
       if (exit.epoch >= FORKS[forkIndex("DENEB")].epoch) {
-        const domain = computeDomain(params.DOMAIN_VOLUNTARY_EXIT, cfg.CAPELLA_FORK_VERSION, gvrOf(fi));
+        const domain = computeDomain(params.DOMAIN_VOLUNTARY_EXIT, FORKS[forkIndex("CAPELLA")].version, gvrOf(fi));
         return computeSigningRoot(root, domain);
       }
       return withForkInfo(params.DOMAIN_VOLUNTARY_EXIT, root, exit.epoch);
@@ -376,11 +423,9 @@ const TYPES = [
   "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF",
   "VALIDATOR_REGISTRATION",
 ];
-const ALL_VERSIONS = FORKS.map((f) => f.name);
 // at least 10 of each type, and two of each fork version for the *_V2 types
 const minPerType = (t) => (t.endsWith("_V2") ? Math.max(10, 2 * ALL_VERSIONS.length) : 10);
 const FULL_BLOCK_VERSIONS = new Set(["PHASE0", "ALTAIR"]);
-const LAST_EPOCH = forkEnd(FORKS[FORKS.length - 1].name);
 
 // Per-key bookkeeping so slashing protection never has a reason to refuse:
 // distinct block slots, and distinct attestation targets with source = target-1.
@@ -469,8 +514,8 @@ function makeRequest(type, variant, pubkey, ks, ctx) {
           pubkey,
           withdrawal_credentials: toHex(concat(new Uint8Array([rng.int(2)]), rng.bytes(31))),
           amount: rng.bool() ? "32000000000" : rng.anyU64().toString(),
-          // mainnet's genesis fork version or any other network's
-          genesis_fork_version: rng.bool() ? toHex(cfg.GENESIS_FORK_VERSION) : toHex(rng.bytes(4)),
+          // this network's genesis fork version or any other network's
+          genesis_fork_version: rng.bool() ? toHex(FORKS[0].version) : toHex(rng.bytes(4)),
         },
       };
       break;
@@ -561,7 +606,7 @@ function generateRequests(pubkeys, count, seed, genesisForkVersion) {
 const PROTECTED = new Set(["BLOCK", "BLOCK_V2", "ATTESTATION"]);
 
 async function runLive(opts) {
-  const genesisForkVersion = fromHex(opts.genesisForkVersion ?? toHex(cfg.GENESIS_FORK_VERSION), 4);
+  const genesisForkVersion = fromHex(opts.genesisForkVersion ?? toHex(FORKS[0].version), 4);
   let pubkeys;
   try {
     const res = await fetch(`${opts.url}/api/v1/eth2/publicKeys`, {headers: {Accept: "application/json"}, signal: AbortSignal.timeout(30000)});
@@ -577,7 +622,7 @@ async function runLive(opts) {
   }
 
   const reqs = generateRequests(pubkeys, opts.count, opts.seed, genesisForkVersion);
-  console.log(`eth2-independent-client: ${pubkeys.length} key(s), ${reqs.length} requests, seed ${opts.seed}`);
+  console.log(`eth2-independent-client: ${pubkeys.length} key(s), ${reqs.length} requests, seed ${opts.seed}, preset ${PRESET}, forks ${FORKS.map((f) => `${f.name}@${f.epoch}`).join(" ")}`);
 
   let passed = 0;
   let failed = 0;
@@ -707,5 +752,10 @@ export {requestSigningRoot, generateRequests};
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const opts = parseArgs(process.argv.slice(2));
-  process.exitCode = opts.selfCheck ? runSelfCheck(opts) : await runLive(opts);
+  const step = opts.forkEpochStep ?? (PRESET === "minimal" ? 4 : null);
+  setSchedule(step, opts.forkVersionTag === null ? null : parseInt(opts.forkVersionTag, 16));
+  if (opts.writeConfig) writeFileSync(opts.writeConfig, configYaml());
+  process.exitCode = opts.selfCheck ? runSelfCheck(opts) : opts.url ? await runLive(opts) : 0;
+} else {
+  setSchedule(null, null);
 }

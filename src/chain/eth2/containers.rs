@@ -2,12 +2,18 @@
 //! spelling of the beacon-node API (snake_case fields, `uint64` as decimal
 //! strings, byte vectors and bitfields as `0x`-hex).
 //!
-//! List limits follow the `mainnet` preset (also used by sepolia, holesky,
-//! hoodi and gnosis). `hash_tree_root` is computed by `tree_hash`.
+//! List and vector sizes that differ between presets (`SYNC_COMMITTEE_SIZE`,
+//! `MAX_COMMITTEES_PER_SLOT`) come from a [`Preset`] type parameter: [`MainnetPreset`]
+//! (mainnet, sepolia, holesky, hoodi, and gnosis, whose preset has the same sizes) and
+//! [`MinimalPreset`] (consensus-specs `presets/minimal`). Sizes that are equal in every
+//! preset (`MAX_VALIDATORS_PER_COMMITTEE`, the phase0 block body limits) are fixed.
+//! `hash_tree_root` is computed by `tree_hash`.
 
 use alloy_primitives::{Address, B256, FixedBytes};
 use serde::{Deserialize, Serialize};
-use ssz_types::typenum::{U2, U16, U33, U64, U128, U512, U2048, U131072};
+use ssz_types::typenum::{
+    U2, U4, U8, U16, U32, U33, U64, U128, U512, U2048, U8192, U131072, Unsigned,
+};
 use ssz_types::{BitList, BitVector, FixedVector, VariableList};
 use tree_hash_derive::TreeHash;
 
@@ -24,16 +30,48 @@ pub type PubkeyBytes = FixedBytes<48>;
 /// A 96-byte compressed BLS12-381 G2 signature (`BLSSignature`).
 pub type SignatureBytes = FixedBytes<96>;
 
-/// `MAX_VALIDATORS_PER_COMMITTEE` (mainnet preset).
+/// `MAX_VALIDATORS_PER_COMMITTEE`: 2048 in every preset.
 pub type MaxValidatorsPerCommittee = U2048;
-/// `MAX_VALIDATORS_PER_COMMITTEE * MAX_COMMITTEES_PER_SLOT` (Electra, mainnet preset).
-pub type MaxValidatorsPerSlot = U131072;
-/// `MAX_COMMITTEES_PER_SLOT` (mainnet preset).
-pub type MaxCommitteesPerSlot = U64;
-/// `SYNC_COMMITTEE_SIZE` (mainnet preset).
-pub type SyncCommitteeSize = U512;
-/// `SYNC_COMMITTEE_SIZE / SYNC_COMMITTEE_SUBNET_COUNT` (mainnet preset).
-pub type SyncSubcommitteeSize = U128;
+
+/// A size parameter of an SSZ list or vector type (a `typenum` unsigned integer).
+pub trait Size: Unsigned + Clone + std::fmt::Debug + Send + Sync + 'static {}
+impl<T: Unsigned + Clone + std::fmt::Debug + Send + Sync + 'static> Size for T {}
+
+/// The preset values that change the SSZ shape of a signed message (consensus-specs
+/// `presets/<name>/{phase0,altair,electra}.yaml`).
+pub trait Preset: Clone + std::fmt::Debug + PartialEq + Eq + Send + Sync + 'static {
+    /// `SYNC_COMMITTEE_SIZE` (bits of `SyncAggregate.sync_committee_bits`).
+    type SyncCommitteeSize: Size;
+    /// `SYNC_COMMITTEE_SIZE / SYNC_COMMITTEE_SUBNET_COUNT` (bits of a contribution).
+    type SyncSubcommitteeSize: Size;
+    /// `MAX_COMMITTEES_PER_SLOT` (bits of an Electra `committee_bits`).
+    type MaxCommitteesPerSlot: Size;
+    /// `MAX_VALIDATORS_PER_COMMITTEE * MAX_COMMITTEES_PER_SLOT` (limit of an Electra
+    /// `aggregation_bits`).
+    type MaxValidatorsPerSlot: Size;
+}
+
+/// The `mainnet` preset (also gnosis: same sync committee and committee sizes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MainnetPreset;
+
+impl Preset for MainnetPreset {
+    type SyncCommitteeSize = U512;
+    type SyncSubcommitteeSize = U128;
+    type MaxCommitteesPerSlot = U64;
+    type MaxValidatorsPerSlot = U131072;
+}
+
+/// The `minimal` preset of local devnets and client test set-ups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinimalPreset;
+
+impl Preset for MinimalPreset {
+    type SyncCommitteeSize = U32;
+    type SyncSubcommitteeSize = U8;
+    type MaxCommitteesPerSlot = U4;
+    type MaxValidatorsPerSlot = U8192;
+}
 
 /// `Fork` (phase0). Accepts `previousVersion`/`currentVersion` as Web3Signer does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TreeHash)]
@@ -142,11 +180,12 @@ pub struct Attestation {
 
 /// `Attestation` (electra and later, EIP-7549: `committee_bits`).
 #[derive(Debug, Clone, Serialize, Deserialize, TreeHash)]
-pub struct AttestationElectra {
-    pub aggregation_bits: BitList<MaxValidatorsPerSlot>,
+#[serde(bound = "P: Preset")]
+pub struct AttestationElectra<P: Preset> {
+    pub aggregation_bits: BitList<P::MaxValidatorsPerSlot>,
     pub data: AttestationData,
     pub signature: SignatureBytes,
-    pub committee_bits: BitVector<MaxCommitteesPerSlot>,
+    pub committee_bits: BitVector<P::MaxCommitteesPerSlot>,
 }
 
 /// `DepositData` (phase0).
@@ -185,12 +224,13 @@ pub struct SignedVoluntaryExit {
 
 /// `SyncAggregate` (altair).
 #[derive(Debug, Clone, Serialize, Deserialize, TreeHash)]
-pub struct SyncAggregate {
-    pub sync_committee_bits: BitVector<SyncCommitteeSize>,
+#[serde(bound = "P: Preset")]
+pub struct SyncAggregate<P: Preset> {
+    pub sync_committee_bits: BitVector<P::SyncCommitteeSize>,
     pub sync_committee_signature: SignatureBytes,
 }
 
-/// `BeaconBlockBody` (phase0), mainnet preset limits.
+/// `BeaconBlockBody` (phase0); its limits are equal in every preset.
 #[derive(Debug, Clone, Serialize, Deserialize, TreeHash)]
 pub struct BeaconBlockBodyPhase0 {
     pub randao_reveal: SignatureBytes,
@@ -203,9 +243,10 @@ pub struct BeaconBlockBodyPhase0 {
     pub voluntary_exits: VariableList<SignedVoluntaryExit, U16>,
 }
 
-/// `BeaconBlockBody` (altair), mainnet preset limits.
+/// `BeaconBlockBody` (altair), sized by the preset's `SYNC_COMMITTEE_SIZE`.
 #[derive(Debug, Clone, Serialize, Deserialize, TreeHash)]
-pub struct BeaconBlockBodyAltair {
+#[serde(bound = "P: Preset")]
+pub struct BeaconBlockBodyAltair<P: Preset> {
     pub randao_reveal: SignatureBytes,
     pub eth1_data: Eth1Data,
     pub graffiti: Root,
@@ -214,7 +255,7 @@ pub struct BeaconBlockBodyAltair {
     pub attestations: VariableList<Attestation, U128>,
     pub deposits: VariableList<Deposit, U16>,
     pub voluntary_exits: VariableList<SignedVoluntaryExit, U16>,
-    pub sync_aggregate: SyncAggregate,
+    pub sync_aggregate: SyncAggregate<P>,
 }
 
 /// `BeaconBlock` (phase0 / altair), generic over the body.
@@ -253,10 +294,11 @@ pub struct AggregateAndProof {
 
 /// `AggregateAndProof` (electra and later).
 #[derive(Debug, Clone, Serialize, Deserialize, TreeHash)]
-pub struct AggregateAndProofElectra {
+#[serde(bound = "P: Preset")]
+pub struct AggregateAndProofElectra<P: Preset> {
     #[serde(with = "quoted_u64")]
     pub aggregator_index: u64,
-    pub aggregate: AttestationElectra,
+    pub aggregate: AttestationElectra<P>,
     pub selection_proof: SignatureBytes,
 }
 
@@ -293,22 +335,24 @@ pub struct SyncAggregatorSelectionData {
 
 /// `SyncCommitteeContribution` (altair).
 #[derive(Debug, Clone, Serialize, Deserialize, TreeHash)]
-pub struct SyncCommitteeContribution {
+#[serde(bound = "P: Preset")]
+pub struct SyncCommitteeContribution<P: Preset> {
     #[serde(with = "quoted_u64")]
     pub slot: u64,
     pub beacon_block_root: Root,
     #[serde(with = "quoted_u64")]
     pub subcommittee_index: u64,
-    pub aggregation_bits: BitVector<SyncSubcommitteeSize>,
+    pub aggregation_bits: BitVector<P::SyncSubcommitteeSize>,
     pub signature: SignatureBytes,
 }
 
 /// `ContributionAndProof` (altair).
 #[derive(Debug, Clone, Serialize, Deserialize, TreeHash)]
-pub struct ContributionAndProof {
+#[serde(bound = "P: Preset")]
+pub struct ContributionAndProof<P: Preset> {
     #[serde(with = "quoted_u64")]
     pub aggregator_index: u64,
-    pub contribution: SyncCommitteeContribution,
+    pub contribution: SyncCommitteeContribution<P>,
     pub selection_proof: SignatureBytes,
 }
 

@@ -3,7 +3,9 @@
 //! The signer needs the schedule for three things that the request does not carry:
 //! the genesis fork version (VALIDATOR_REGISTRATION), the Capella fork version and
 //! which fork versions are Deneb or later (VOLUNTARY_EXIT, EIP-7044), and the
-//! preset's `SLOTS_PER_EPOCH` (fork selection for blocks by slot).
+//! preset's `SLOTS_PER_EPOCH` (fork selection for blocks by slot) and SSZ sizes (the
+//! sync committee and committees-per-slot sizes of Altair block bodies, sync committee
+//! contributions and Electra aggregates).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -72,13 +74,50 @@ pub enum NetworkError {
     Invalid { name: String, reason: String },
 }
 
+/// A config's `PRESET_BASE`: which consensus-specs preset sizes its SSZ types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresetBase {
+    /// `mainnet` (mainnet, sepolia, holesky, hoodi).
+    Mainnet,
+    /// `gnosis`: 16 slots per epoch; SSZ sizes as `mainnet`.
+    Gnosis,
+    /// `minimal`: 8 slots per epoch, 32-member sync committees, 4 committees per slot.
+    Minimal,
+}
+
+impl PresetBase {
+    /// The `PRESET_BASE` spelling (`mainnet`, `gnosis`, `minimal`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresetBase::Mainnet => "mainnet",
+            PresetBase::Gnosis => "gnosis",
+            PresetBase::Minimal => "minimal",
+        }
+    }
+
+    /// `SLOTS_PER_EPOCH` of the preset (mainnet 32, gnosis 16, minimal 8).
+    pub fn slots_per_epoch(self) -> u64 {
+        match self {
+            PresetBase::Mainnet => 32,
+            PresetBase::Gnosis => 16,
+            PresetBase::Minimal => 8,
+        }
+    }
+}
+
+impl std::fmt::Display for PresetBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One network's fork schedule and the preset values palisade uses.
 #[derive(Debug, Clone)]
 pub struct NetworkConfig {
     /// `CONFIG_NAME`, or the file name for configs without one.
     pub name: String,
-    /// `PRESET_BASE`: `mainnet`, `minimal` or `gnosis`.
-    pub preset: String,
+    /// `PRESET_BASE`.
+    pub preset: PresetBase,
     /// `SLOTS_PER_EPOCH` of the preset (mainnet 32, gnosis 16, minimal 8).
     pub slots_per_epoch: u64,
     /// `GENESIS_FORK_VERSION`.
@@ -189,17 +228,18 @@ impl NetworkConfig {
             };
             forks.push((*fork, v, epoch));
         }
-        let preset = text("PRESET_BASE").unwrap_or_else(|| "mainnet".to_string());
-        let slots_per_epoch = match preset.trim_matches('\'') {
-            "mainnet" => 32,
-            "gnosis" => 16,
-            "minimal" => 8,
+        let preset_text = text("PRESET_BASE").unwrap_or_else(|| "mainnet".to_string());
+        let preset = match preset_text.trim_matches(['\'', '"']) {
+            "mainnet" => PresetBase::Mainnet,
+            "gnosis" => PresetBase::Gnosis,
+            "minimal" => PresetBase::Minimal,
             other => return Err(invalid(format!("unknown PRESET_BASE {other}"))),
         };
+        let slots_per_epoch = preset.slots_per_epoch();
         let name = text("CONFIG_NAME").unwrap_or_else(|| source_name.to_string());
         Ok(NetworkConfig {
             name,
-            preset: preset.trim_matches('\'').to_string(),
+            preset,
             slots_per_epoch,
             genesis_fork_version,
             forks,
@@ -221,11 +261,6 @@ impl NetworkConfig {
             .iter()
             .find(|(f, _, _)| *f == fork)
             .map(|(_, v, _)| *v)
-    }
-
-    /// Whether list limits of the `mainnet` preset apply (true for mainnet and gnosis presets).
-    pub fn has_mainnet_limits(&self) -> bool {
-        self.preset != "minimal"
     }
 }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use tree_hash::TreeHash;
 
 use super::containers::*;
-use super::network::{ForkName, NetworkConfig};
+use super::network::{ForkName, NetworkConfig, PresetBase};
 use super::signing::{compute_domain, compute_signing_root, domain, fork_version_at};
 
 /// Why a request body cannot be signed. Every variant is a client error (HTTP 400).
@@ -26,8 +26,6 @@ pub enum RequestError {
         "signingRoot {sent} does not match the signing root {computed} computed from the request"
     )]
     SigningRootMismatch { sent: String, computed: String },
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 /// The slashable part of a message: what slashing protection checks and records.
@@ -143,15 +141,27 @@ fn epoch_of(slot: u64, network: &NetworkConfig) -> u64 {
     slot / network.slots_per_epoch
 }
 
-fn require_mainnet_limits(network: &NetworkConfig, what: &str) -> Result<(), RequestError> {
-    if network.has_mainnet_limits() {
-        Ok(())
-    } else {
-        Err(RequestError::Unsupported(format!(
-            "{what} depends on preset list sizes; palisade implements the mainnet preset only, not `{}`",
-            network.preset
-        )))
-    }
+/// Runs `$body` with `$p` bound to the [`Preset`] type of `$network`'s `PRESET_BASE`.
+macro_rules! with_preset {
+    ($network:expr, $p:ident => $body:expr) => {
+        match $network.preset {
+            PresetBase::Minimal => {
+                type $p = MinimalPreset;
+                $body
+            }
+            PresetBase::Mainnet | PresetBase::Gnosis => {
+                type $p = MainnetPreset;
+                $body
+            }
+        }
+    };
+}
+
+/// The request's `type` when it is one of [`SIGNING_TYPES`], before anything else is
+/// parsed (for the request metrics of a body that [`plan`] then refuses).
+pub fn signing_type(body: &serde_json::Value) -> Option<&'static str> {
+    let name = body.get("type")?.as_str()?;
+    SIGNING_TYPES.iter().find(|t| **t == name).copied()
 }
 
 /// Parses one signing request body and computes its signing root.
@@ -214,11 +224,13 @@ pub fn plan(
                         typed::<BeaconBlock<BeaconBlockBodyPhase0>>(&block, "beacon_block.block")?
                             .header()
                     }
-                    ForkName::Altair => {
-                        require_mainnet_limits(network, "an ALTAIR block body")?;
-                        typed::<BeaconBlock<BeaconBlockBodyAltair>>(&block, "beacon_block.block")?
-                            .header()
-                    }
+                    ForkName::Altair => with_preset!(network, P => {
+                        typed::<BeaconBlock<BeaconBlockBodyAltair<P>>>(
+                            &block,
+                            "beacon_block.block",
+                        )?
+                        .header()
+                    }),
                     _ => {
                         return Err(RequestError::InvalidField {
                             path: "beacon_block.block_header".into(),
@@ -298,10 +310,12 @@ pub fn plan(
                     .is_some(),
             };
             let (object_root, target) = if electra {
-                require_mainnet_limits(network, "an ELECTRA aggregate")?;
-                let a: AggregateAndProofElectra = typed(&data, path)?;
-                position = (Some(a.aggregate.data.slot), None);
-                (a.tree_hash_root(), a.aggregate.data.target.epoch)
+                let (root, data) = with_preset!(network, P => {
+                    let a: AggregateAndProofElectra<P> = typed(&data, path)?;
+                    (a.tree_hash_root(), a.aggregate.data)
+                });
+                position = (Some(data.slot), None);
+                (root, data.target.epoch)
             } else {
                 let a: AggregateAndProof = typed(&data, path)?;
                 position = (Some(a.aggregate.data.slot), None);
@@ -362,18 +376,13 @@ pub fn plan(
         }
         "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF" => {
             let fi = require_fork_info(&common)?;
-            require_mainnet_limits(network, "a sync committee contribution")?;
-            let c: ContributionAndProof = field(body, "contribution_and_proof")?;
-            position = (
-                Some(c.contribution.slot),
-                Some(epoch_of(c.contribution.slot, network)),
-            );
-            let d = domain_at(
-                fi,
-                domain::CONTRIBUTION_AND_PROOF,
-                epoch_of(c.contribution.slot, network),
-            );
-            (compute_signing_root(c.tree_hash_root(), d), None)
+            let (object_root, slot) = with_preset!(network, P => {
+                let c: ContributionAndProof<P> = field(body, "contribution_and_proof")?;
+                (c.tree_hash_root(), c.contribution.slot)
+            });
+            position = (Some(slot), Some(epoch_of(slot, network)));
+            let d = domain_at(fi, domain::CONTRIBUTION_AND_PROOF, epoch_of(slot, network));
+            (compute_signing_root(object_root, d), None)
         }
         "VALIDATOR_REGISTRATION" => {
             let r: ValidatorRegistration = field(body, "validator_registration")?;
@@ -432,6 +441,33 @@ mod tests {
     fn fork_info() -> serde_json::Value {
         json!({"fork": {"previous_version": "0x00000000", "current_version": "0x00000000", "epoch": "0"},
                "genesis_validators_root": format!("0x{}", "11".repeat(32))})
+    }
+
+    /// A contribution's `aggregation_bits` have `SYNC_COMMITTEE_SIZE / 4` bits: 8 under the
+    /// minimal preset, 128 under mainnet; the other preset's length is refused, naming the
+    /// field.
+    #[test]
+    fn the_preset_sizes_contribution_bits() {
+        let minimal = NetworkConfig::from_name_or_path("minimal").unwrap();
+        let sig = format!("0x{}", "00".repeat(96));
+        let body = |bytes: usize| {
+            json!({"type": "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF", "fork_info": fork_info(),
+                "contribution_and_proof": {"aggregator_index": "1", "selection_proof": sig,
+                  "contribution": {"slot": "9", "beacon_block_root": format!("0x{}", "22".repeat(32)),
+                    "subcommittee_index": "0", "aggregation_bits": format!("0x{}", "ff".repeat(bytes)),
+                    "signature": sig}}})
+        };
+        assert!(plan(&body(1), &minimal).is_ok());
+        assert!(plan(&body(16), &mainnet()).is_ok());
+        for (bytes, network) in [(16, &minimal), (1, &mainnet())] {
+            match plan(&body(bytes), network).unwrap_err() {
+                RequestError::InvalidField { path, .. } => assert!(
+                    path.starts_with("contribution_and_proof.contribution"),
+                    "{path}"
+                ),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
     }
 
     #[test]

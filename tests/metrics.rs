@@ -108,6 +108,17 @@ fn metrics_follow_requests_and_artifacts_are_valid() {
     assert_eq!(server.sign(&validator, &block(4, 10, 1)).0, 200);
     assert_eq!(server.sign(&validator, &block(4, 10, 2)).0, 412);
     assert_eq!(server.sign(&validator, &attestation(4, 1, 2, 3)).0, 200);
+    // A body refused after its type is known counts under that type, one of unknown type
+    // under `unknown`.
+    let mut bad = attestation(4, 2, 3, 3);
+    bad["attestation"]["beacon_block_root"] = "0x00".into();
+    assert_eq!(server.sign(&validator, &bad).0, 400);
+    assert_eq!(
+        server
+            .sign(&validator, &serde_json::json!({"type": "NOPE"}))
+            .0,
+        400
+    );
     let high = common::tezos_attestation(MAINNET, 20, 0, 1);
     assert_eq!(server.tezos_sign(pkh, &high, "").0, 200);
     let low = common::tezos_attestation(MAINNET, 19, 0, 2);
@@ -145,6 +156,8 @@ fn metrics_follow_requests_and_artifacts_are_valid() {
         ("eth2", "BLOCK_V2", "200"),
         ("eth2", "BLOCK_V2", "412"),
         ("eth2", "ATTESTATION", "200"),
+        ("eth2", "ATTESTATION", "400"),
+        ("eth2", "unknown", "400"),
         ("tezos", "attestation", "200"),
         ("tezos", "attestation", "409"),
         ("tezos", "generic_operation", "403"),

@@ -92,8 +92,11 @@ async fn sign_inner(
     let body = super::read_body(&req, payload, MAX_BODY_BYTES).await?;
     let json: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(RequestError::NotJson(e.to_string())))?;
+    // A body refused after its `type` is known is counted under that type.
+    if let Some(t) = request::signing_type(&json) {
+        *kind = t;
+    }
     let plan = request::plan(&json, &state.network)?;
-    *kind = plan.kind;
 
     let root: [u8; 32] = plan.signing_root.0;
     let audit = AuditEntry::eth2(&public_key, plan.kind, root)

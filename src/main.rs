@@ -29,7 +29,19 @@ fn harden_process() {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; an error is printed as one line with its causes (`palisade: …: …`),
+/// never with a backtrace, and the process exits with status 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("palisade: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     palisade::logging::init(cli.logging_format, cli.log_file.as_deref())
         .map_err(anyhow::Error::msg)?;

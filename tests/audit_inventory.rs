@@ -371,6 +371,73 @@ fn retention_prunes_at_start_up() {
     server.stop();
 }
 
+/// `palisade audit export | head -1`: the reader closes the pipe after one line. The export
+/// stops with one line that names the output (`cannot write the audit export: Broken
+/// pipe`), not the database, and no backtrace even with `RUST_BACKTRACE=1`.
+#[test]
+fn export_to_a_closed_pipe_names_the_output() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Far more than a pipe buffer (64 KiB) plus the export's own buffer.
+    rt.block_on(async {
+        use palisade::protection::audit::AuditEntry;
+        let store = palisade::protection::open(&db, 1).await.unwrap();
+        for level in 0..3000 {
+            let e = AuditEntry::tezos("tz1pipe", "block", None).with_level_round(level, 0);
+            store.append_audit(&e).await.unwrap();
+        }
+    });
+    for format in ["jsonl", "csv"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args([
+                "audit",
+                "export",
+                "--since",
+                "2000-01-01",
+                "--format",
+                format,
+            ])
+            .args(["--slashing-protection-db-url", &db])
+            .env("RUST_BACKTRACE", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{format}: a first line");
+        // The reader is dropped here: the pipe is closed.
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "{format}: {stderr}");
+        assert!(
+            stderr.contains("cannot write the audit export") && stderr.contains("Broken pipe"),
+            "{format}: {stderr}"
+        );
+        for wrong in ["unavailable", "database", "backtrace", "panicked"] {
+            assert!(
+                !stderr.to_lowercase().contains(wrong),
+                "{format}: `{wrong}` in {stderr}"
+            );
+        }
+        assert_eq!(stderr.trim().lines().count(), 1, "{format}: {stderr}");
+    }
+}
+
 /// The inventory is refused to clients that are not on the loopback interface.
 #[actix_web::test]
 async fn inventory_is_loopback_only() {

@@ -491,17 +491,18 @@ impl ExportFormat {
 /// `out`, by ascending id, reading 1,000 records at a time; returns how many were written.
 ///
 /// # Errors
-/// The store's [`ProtectionError`], or an I/O or CSV error as
-/// [`ProtectionError::Unavailable`] naming the output.
+/// [`ExportError::Store`] when the records cannot be read, [`ExportError::Output`] when
+/// `out` cannot be written.
 pub async fn export(
     store: &dyn super::ProtectionStore,
     since_ms: i64,
     until_ms: i64,
     format: ExportFormat,
     out: impl std::io::Write,
-) -> Result<u64, ProtectionError> {
-    let io = |e: &dyn std::fmt::Display| {
-        ProtectionError::Unavailable(format!("cannot write the export: {e}"))
+) -> Result<u64, ExportError> {
+    let csv_io = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(e) => ExportError::Output(e),
+        other => ExportError::Output(std::io::Error::other(format!("{other:?}"))),
     };
     let mut csv_out = None;
     let mut json_out = None;
@@ -516,11 +517,11 @@ pub async fn export(
         after = last.id;
         for r in &page {
             if let Some(w) = csv_out.as_mut() {
-                w.serialize(r.row()).map_err(|e| io(&e))?;
+                w.serialize(r.row()).map_err(csv_io)?;
             }
             if let Some(w) = json_out.as_mut() {
-                serde_json::to_writer(&mut *w, &r.row()).map_err(|e| io(&e))?;
-                std::io::Write::write_all(w, b"\n").map_err(|e| io(&e))?;
+                serde_json::to_writer(&mut *w, &r.row()).map_err(std::io::Error::from)?;
+                std::io::Write::write_all(w, b"\n")?;
             }
             written += 1;
         }
@@ -528,14 +529,26 @@ pub async fn export(
     if let Some(mut w) = csv_out {
         if written == 0 {
             // An empty export still names its columns.
-            w.write_record(CSV_HEADER).map_err(|e| io(&e))?;
+            w.write_record(CSV_HEADER).map_err(csv_io)?;
         }
-        w.flush().map_err(|e| io(&e))?;
+        w.flush()?;
     }
     if let Some(mut w) = json_out {
-        std::io::Write::flush(&mut w).map_err(|e| io(&e))?;
+        std::io::Write::flush(&mut w)?;
     }
     Ok(written)
+}
+
+/// Why [`export`] stopped. Records already written stay written; the database is only read.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Reading the audit records failed (the database is unavailable).
+    #[error(transparent)]
+    Store(#[from] ProtectionError),
+    /// Writing the export failed: the output file or pipe (a reader such as `head` that
+    /// closed its end gives `Broken pipe`), not the database.
+    #[error("cannot write the audit export: {0}")]
+    Output(#[from] std::io::Error),
 }
 
 /// The CSV header, as `csv` derives it from [`AuditRow`].

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs palisade's whole test suite: installs the pinned test clients (npm: Lodestar types,
-# @chainsafe/ssz and blst, Taquito; PyPI: ethstaker-deposit, py_ecc; Debian: softhsm2) if they
-# are not installed yet, then `cargo test`. Usage: scripts/test.sh [extra cargo test args]
+# @chainsafe/ssz and blst, Taquito, the Lodestar 1.5.1 node and validator client; PyPI:
+# ethstaker-deposit, py_ecc; Debian: softhsm2) if they are not installed yet, then
+# `cargo test`, then the two Lodestar devnets. Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,14 @@ clients=tests/clients
 if [ ! -d "$clients/node_modules/@lodestar/types" ] || [ ! -d "$clients/node_modules/@taquito/remote-signer" ] || [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
   echo "== installing Node test clients (npm ci)"
   npm ci --prefix "$clients" --no-audit --no-fund
+fi
+
+# Lodestar 1.5.1 (beacon node and validator client) for the devnet tests. Its install
+# builds native modules with node-gyp: make, g++, python3 and Node's headers.
+devnet=$clients/devnet
+if [ ! -x "$devnet/node_modules/.bin/lodestar" ] || [ "$devnet/package-lock.json" -nt "$devnet/node_modules/.package-lock.json" ]; then
+  echo "== installing Lodestar 1.5.1 for the devnet tests (npm ci)"
+  npm ci --prefix "$devnet" --no-audit --no-fund
 fi
 
 if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null; then
@@ -51,5 +60,7 @@ echo "== cargo test: benchmark smoke runs (benches/ in test mode)"
 cargo test --benches "$@"
 echo "== cargo test"
 cargo test --lib --bins --tests "$@"
+echo "== Lodestar devnets through palisade: mainnet and minimal presets, one at a time"
+cargo test --test devnet "$@" -- --ignored --nocapture --test-threads 1
 echo "== no secret in any log line of the run ($(wc -l < "$PALISADE_LOG_FILE") lines)"
 cargo test --test log_secrets "$@" -- --ignored no_secret_in_any_log_line

@@ -60,6 +60,8 @@ echo "== cargo test: benchmark smoke runs (benches/ in test mode)"
 cargo test --benches "$@"
 echo "== cargo test"
 cargo test --lib --bins --tests "$@"
+echo "== cargo test --doc (the compile_fail tests of release after commit among them)"
+cargo test --doc "$@"
 echo "== Lodestar devnets through palisade: mainnet and minimal presets, one at a time"
 cargo test --test devnet "$@" -- --ignored --nocapture --test-threads 1
 echo "== no secret in any log line of the run ($(wc -l < "$PALISADE_LOG_FILE") lines)"

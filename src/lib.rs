@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod protection;
 pub mod server;
+pub mod service;
 pub mod tls;
 
 /// Helpers shared by unit tests.

@@ -7,11 +7,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::ApiError;
 use super::{AppState, MAX_BODY_BYTES};
-use crate::chain::eth2::request::{self, RequestError};
-use crate::keys::SignError;
-use crate::metrics::{METRICS, prevented_reason};
-use crate::protection::audit::{AuditEntry, refusal_reason};
-use crate::protection::{ProtectedMessage, ProtectionError};
+use crate::chain::eth2::request::RequestError;
+use crate::metrics::METRICS;
+use crate::service::eth2::{Eth2SignError, Eth2SignRequest};
 
 /// Parses an identifier: `0x` + 96 hex characters (a 48-byte BLS public key).
 /// Longer identifiers are refused before any decoding.
@@ -74,7 +72,8 @@ pub async fn sign(
     result
 }
 
-/// [`sign`] without the request metrics; sets `kind` to the request's type once parsed.
+/// [`sign`] without the request metrics; sets `kind` to the request's type once known.
+/// Decodes the identifier and body, calls [`Eth2Service::sign`], encodes the answer.
 async fn sign_inner(
     state: web::Data<AppState>,
     identifier: web::Path<String>,
@@ -82,89 +81,31 @@ async fn sign_inner(
     payload: web::Payload,
     kind: &mut &'static str,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
     let public_key = parse_identifier(&identifier)?;
-    let signer = state
-        .keys
-        .current()
-        .get(&public_key)
-        .ok_or_else(|| ApiError::UnknownKey(identifier.to_string()))?;
+    let service = state.eth2_service();
+    // An unknown key is answered before the body is read.
+    if service.signer(&public_key).is_none() {
+        return Err(ApiError::UnknownKey(identifier.to_string()));
+    }
     let body = super::read_body(&req, payload, MAX_BODY_BYTES).await?;
     let json: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(RequestError::NotJson(e.to_string())))?;
-    // A body refused after its `type` is known is counted under that type.
-    if let Some(t) = request::signing_type(&json) {
-        *kind = t;
-    }
-    let plan = request::plan(&json, &state.network)?;
-
-    let root: [u8; 32] = plan.signing_root.0;
-    let audit = AuditEntry::eth2(&public_key, plan.kind, root)
-        .with_slot_epoch(plan.slot, plan.epoch)
-        .with_caller(super::caller(&req));
-    // Sign on the blocking pool while the protection transaction runs; the signature is
-    // released only if the record (with its audit entry) committed.
-    let signing = crate::keys::sign_on_pool(signer, root);
-    let signature = match plan.protected {
-        Some((message, genesis_validators_root)) => {
-            let audit = match message {
-                ProtectedMessage::Attestation { source, .. } => audit.with_source_epoch(source),
-                ProtectedMessage::Block { .. } => audit,
-            };
-            let check = async {
-                let t = Instant::now();
-                let d = state
-                    .store
-                    .check_record_and_audit(
-                        &public_key,
-                        genesis_validators_root.0,
-                        message,
-                        root,
-                        audit,
-                    )
-                    .await;
-                let unavailable = matches!(d, Err(ProtectionError::Unavailable(_)));
-                METRICS.db_call("eth2_check_and_record", t.elapsed(), unavailable);
-                d
-            };
-            let (signature, decision) = tokio::join!(signing, check);
-            match decision {
-                Ok(d) => {
-                    METRICS.eth2_permitted.with_label_values(&[plan.kind]).inc();
-                    tracing::debug!(kind = plan.kind, decision = ?d, "slashing protection passed")
-                }
-                Err(e) => {
-                    if refusal_reason(&e).is_some() {
-                        METRICS
-                            .eth2_prevented
-                            .with_label_values(&[plan.kind, prevented_reason(&e)])
-                            .inc();
-                    }
-                    tracing::warn!(kind = plan.kind, pubkey = %identifier, reason = %e, "signing refused");
-                    return Err(e.into());
-                }
-            }
-            signature
-        }
-        None => {
-            // No protection record: the audit entry alone is committed before release.
-            let signature = signing.await;
-            if signature.is_ok() {
-                let t = Instant::now();
-                let appended = state.store.append_audit(&audit).await;
-                METRICS.db_call("audit_append", t.elapsed(), appended.is_err());
-                appended?;
-            }
-            signature
-        }
-    };
-    let signature = signature.map_err(|e: SignError| ApiError::Sign(e))?;
+    let (signed_kind, result) = service
+        .sign(Eth2SignRequest {
+            public_key,
+            body: &json,
+            caller: super::caller(&req),
+        })
+        .await;
+    *kind = signed_kind;
+    let signature = result.map_err(|e| match e {
+        Eth2SignError::UnknownKey(_) => ApiError::UnknownKey(identifier.to_string()),
+        Eth2SignError::BadRequest(e) => ApiError::BadRequest(e),
+        Eth2SignError::Protection(e) => ApiError::Protection(e),
+        Eth2SignError::Backend(e) => ApiError::Sign(e),
+        Eth2SignError::Release(e) => ApiError::Internal(e.to_string()),
+    })?;
     let hex_sig = format!("0x{}", hex::encode(signature));
-    tracing::debug!(
-        kind = plan.kind,
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "signed"
-    );
     if wants_json(&req) {
         Ok(HttpResponse::Ok().json(serde_json::json!({ "signature": hex_sig })))
     } else {

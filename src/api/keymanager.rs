@@ -28,9 +28,7 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::keys::{KeyInfo, MemoryKey, Signer, eip2335};
-use crate::protection::audit::{Chain, now_ms};
-use crate::protection::interchange;
+use crate::service::keymanager::{DeleteStatus, ImportStatus, KeymanagerError, KeymanagerService};
 
 /// Largest Keymanager request body: 16 MiB.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -131,36 +129,28 @@ pub struct KeymanagerState {
 }
 
 impl KeymanagerState {
-    fn files(&self, pubkey_hex: &str) -> (PathBuf, PathBuf, PathBuf) {
-        let dir = self.key_config_dir.join("keymanager");
-        (
-            dir.join(format!("{pubkey_hex}.json")),
-            dir.join(format!("{pubkey_hex}.txt")),
-            self.key_config_dir
-                .join(format!("keymanager-{pubkey_hex}.yaml")),
-        )
+    /// The Keymanager service over `state`'s keys and store and this key-config directory.
+    fn service<'a>(&'a self, state: &'a AppState) -> KeymanagerService<'a> {
+        KeymanagerService {
+            keys: &state.keys,
+            store: state.store.as_ref(),
+            key_config_dir: &self.key_config_dir,
+        }
     }
-}
-
-/// Whether a key was imported through this API (its config is a `keymanager-*.yaml`).
-fn imported_here(info: &KeyInfo) -> bool {
-    info.source
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("keymanager-") && n.ends_with(".yaml"))
-}
-
-/// The EIP-2334 `path` a keystore file states, if any.
-fn derivation_path(file: &Path) -> String {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("path").and_then(|p| p.as_str()).map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn message_error(status: actix_web::http::StatusCode, msg: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "message": msg.into() }))
+}
+
+impl From<KeymanagerError> for ApiError {
+    fn from(e: KeymanagerError) -> Self {
+        match e {
+            e @ KeymanagerError::LengthMismatch => ApiError::Invalid(e.to_string()),
+            KeymanagerError::Protection(p) => ApiError::Protection(p),
+            KeymanagerError::Internal(m) => ApiError::Internal(m),
+        }
+    }
 }
 
 /// `GET /eth/v1/keystores`: `{"data": [{"validating_pubkey", "derivation_path", "readonly"}]}`.
@@ -170,23 +160,16 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &km.token)?;
-    let registry = state.keys.current();
-    let data: Vec<serde_json::Value> = registry
-        .inventory()
+    let data: Vec<serde_json::Value> = km
+        .service(&state)
+        .list()
         .into_iter()
-        .filter(|k| k.chain == Chain::Eth2)
         .map(|k| {
-            let readonly = !imported_here(&k);
-            let path = if readonly {
-                if k.source.extension().is_some_and(|e| e == "json") {
-                    derivation_path(&k.source)
-                } else {
-                    String::new()
-                }
-            } else {
-                derivation_path(&km.files(k.key.trim_start_matches("0x")).0)
-            };
-            json!({ "validating_pubkey": k.key, "derivation_path": path, "readonly": readonly })
+            json!({
+                "validating_pubkey": k.validating_pubkey,
+                "derivation_path": k.derivation_path,
+                "readonly": k.readonly,
+            })
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "data": data })))
@@ -229,17 +212,6 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     Ok(parsed)
 }
 
-fn write_0600(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
 /// `POST /eth/v1/keystores`: decrypts every keystore with its password; imports the optional
 /// EIP-3076 `slashing_protection` first (if it fails, no key is activated and every entry is
 /// an error); writes the new keystores (0600), enables them in the protection database and
@@ -255,124 +227,34 @@ pub async fn import(
         Ok(r) => r,
         Err(bad_request) => return Ok(bad_request),
     };
-    if request.keystores.len() != request.passwords.len() {
-        return Ok(message_error(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "keystores and passwords must have the same length",
-        ));
-    }
-    let n = request.keystores.len();
-    // Decrypt on the key-decryption pool (scrypt is slow by design), never the signing pool.
-    let keystores = request.keystores.clone();
-    let passwords = request.passwords.clone();
-    let decrypted: Vec<Result<(MemoryKey, String), String>> = crate::keys::on_kdf_pool(move || {
-        use rayon::prelude::*;
-        keystores
-            .par_iter()
-            .zip(passwords.par_iter())
-            .map(|(ks, pw)| {
-                eip2335::decrypt_bls(ks, pw)
-                    .map(|sk| {
-                        let key = MemoryKey::new(sk);
-                        let hex_pk = hex::encode(key.public_key());
-                        (key, hex_pk)
-                    })
-                    .map_err(|e| e.to_string())
-            })
-            .collect()
-    })
-    .await
-    .ok_or_else(|| ApiError::Internal("decryption failed: the pool dropped the job".into()))?;
-
-    let all_error = |msg: String| {
-        HttpResponse::Ok().json(json!({
-            "data": (0..n).map(|_| json!({"status": "error", "message": msg})).collect::<Vec<_>>()
-        }))
+    let ImportRequest {
+        keystores,
+        passwords,
+        slashing_protection,
+    } = request;
+    let statuses = match km
+        .service(&state)
+        .import(&keystores, &passwords, slashing_protection)
+        .await
+    {
+        Ok(s) => s,
+        Err(e @ KeymanagerError::LengthMismatch) => {
+            return Ok(message_error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                e.to_string(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
     };
-    if let Some(text) = request.slashing_protection.clone() {
-        // Parsing a large document is CPU work: off the HTTP worker.
-        let parsed = tokio::task::spawn_blocking(move || interchange::parse(&text))
-            .await
-            .map_err(|e| ApiError::Internal(format!("slashing_protection parsing failed: {e}")))?;
-        let prepared = match parsed {
-            Ok(p) => p,
-            Err(e) => return Ok(all_error(format!("slashing_protection not imported: {e}"))),
-        };
-        if let Err(e) = state.store.import(&prepared).await {
-            return Ok(all_error(format!("slashing_protection not imported: {e}")));
-        }
-    }
-
-    let registry = state.keys.current();
-    let mut statuses: Vec<serde_json::Value> = Vec::with_capacity(n);
-    let mut added: Vec<(Arc<dyn Signer>, KeyInfo)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (i, d) in decrypted.into_iter().enumerate() {
-        let (key, hex_pk) = match d {
-            Ok(v) => v,
-            Err(e) => {
-                statuses.push(json!({"status": "error", "message": e}));
-                continue;
-            }
-        };
-        let id = format!("0x{hex_pk}");
-        if registry.get(&key.public_key()).is_some() || !seen.insert(hex_pk.clone()) {
-            statuses.push(json!({"status": "duplicate", "message": ""}));
-            continue;
-        }
-        let (ks_file, pw_file, yaml) = km.files(&hex_pk);
-        let written = (|| -> std::io::Result<()> {
-            std::fs::create_dir_all(ks_file.parent().unwrap_or(Path::new(".")))?;
-            write_0600(&ks_file, request.keystores[i].as_bytes())?;
-            write_0600(&pw_file, request.passwords[i].as_bytes())?;
-            write_0600(
-                &yaml,
-                format!(
-                    "type: file-keystore\nkeyType: BLS\nkeystoreFile: keymanager/{hex_pk}.json\nkeystorePasswordFile: keymanager/{hex_pk}.txt\n"
-                )
-                .as_bytes(),
-            )
-        })();
-        if let Err(e) = written {
-            for f in [&ks_file, &pw_file, &yaml] {
-                let _ = std::fs::remove_file(f);
-            }
-            statuses.push(
-                json!({"status": "error", "message": format!("cannot persist the keystore: {e}")}),
-            );
-            continue;
-        }
-        if let Err(e) = state.store.set_enabled(&[key.public_key()], true).await {
-            for f in [&ks_file, &pw_file, &yaml] {
-                let _ = std::fs::remove_file(f);
-            }
-            statuses.push(json!({"status": "error", "message": e.to_string()}));
-            continue;
-        }
-        added.push((
-            Arc::new(key),
-            KeyInfo {
-                chain: Chain::Eth2,
-                key: id,
-                public_key: None,
-                backend: format!("keystore {} (file-keystore)", ks_file.display()),
-                source: yaml,
-                loaded_at_ms: now_ms(),
-            },
-        ));
-        statuses.push(json!({"status": "imported", "message": ""}));
-    }
-    if !added.is_empty() {
-        let count = added.len();
-        let next = state.keys.current().with_eth2(added);
-        crate::metrics::METRICS.set_keys(&next);
-        state.keys.replace(next);
-        tracing::info!(
-            keys = count,
-            "keystores imported through the Keymanager API"
-        );
-    }
-    Ok(HttpResponse::Ok().json(json!({ "data": statuses })))
+    let data: Vec<serde_json::Value> = statuses
+        .into_iter()
+        .map(|s| match s {
+            ImportStatus::Imported => json!({"status": "imported", "message": ""}),
+            ImportStatus::Duplicate => json!({"status": "duplicate", "message": ""}),
+            ImportStatus::Error(m) => json!({"status": "error", "message": m}),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "data": data })))
 }
 
 /// `DELETE /eth/v1/keystores`: disables the keys in the protection database (every instance
@@ -391,80 +273,20 @@ pub async fn delete(
         Ok(r) => r,
         Err(bad_request) => return Ok(bad_request),
     };
-    let registry = state.keys.current();
-    let known: std::collections::HashSet<[u8; 48]> =
-        state.store.validators().await?.into_iter().collect();
-    let mut statuses = Vec::new();
-    let mut to_delete: Vec<[u8; 48]> = Vec::new();
-    let mut exported: Vec<[u8; 48]> = Vec::new();
-    for pk in &request.pubkeys {
-        let parsed = hex::decode(pk.trim_start_matches("0x"))
-            .ok()
-            .and_then(|b| <[u8; 48]>::try_from(b).ok());
-        let Some(key) = parsed else {
-            statuses.push(json!({"status": "error", "message": format!("`{pk}` is not a 48-byte public key")}));
-            continue;
-        };
-        let id = format!("0x{}", hex::encode(key));
-        match registry.info(&id) {
-            Some(info) if !imported_here(info) => {
-                statuses.push(json!({"status": "error", "message": format!("{id} is read-only: it was not imported through this API")}));
-            }
-            Some(_) => {
-                to_delete.push(key);
-                exported.push(key);
-                statuses.push(json!({"status": "deleted", "message": ""}));
-            }
-            None if known.contains(&key) => {
-                exported.push(key);
-                statuses.push(json!({"status": "not_active", "message": ""}));
-            }
-            None => statuses.push(json!({"status": "not_found", "message": ""})),
-        }
-    }
-    if !to_delete.is_empty() {
-        // Disable first: from the commit on, no instance records (so signs) for these keys.
-        state.store.set_enabled(&to_delete, false).await?;
-        let next = state.keys.current().without_eth2(&to_delete);
-        crate::metrics::METRICS.set_keys(&next);
-        state.keys.replace(next);
-        for key in &to_delete {
-            let (ks, pw, yaml) = km.files(&hex::encode(key));
-            crate::keys::forget_decrypted(&ks);
-            for f in [yaml, ks, pw] {
-                let _ = std::fs::remove_file(f);
-            }
-        }
-        tracing::info!(
-            keys = to_delete.len(),
-            "keystores deleted through the Keymanager API"
-        );
-    }
-    let slashing_protection = if exported.is_empty() {
-        empty_interchange(&state).await?
-    } else {
-        match crate::protection::export(state.store.as_ref(), Some(&exported)).await {
-            Ok(i) => serde_json::to_string(&i).map_err(|e| ApiError::Internal(e.to_string()))?,
-            Err(crate::protection::ProtectionError::Import(_)) => empty_interchange(&state).await?,
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let (statuses, slashing_protection) = km.service(&state).delete(&request.pubkeys).await?;
+    let data: Vec<serde_json::Value> = statuses
+        .into_iter()
+        .map(|s| match s {
+            DeleteStatus::Deleted => json!({"status": "deleted", "message": ""}),
+            DeleteStatus::NotActive => json!({"status": "not_active", "message": ""}),
+            DeleteStatus::NotFound => json!({"status": "not_found", "message": ""}),
+            DeleteStatus::Error(m) => json!({"status": "error", "message": m}),
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({
-        "data": statuses,
+        "data": data,
         "slashing_protection": slashing_protection
     })))
-}
-
-/// An interchange with no records: the database's genesis validators root, or zeros when it
-/// has none yet (nothing was ever signed or imported).
-async fn empty_interchange(state: &AppState) -> Result<String, ApiError> {
-    let root = state
-        .store
-        .genesis_validators_root()
-        .await?
-        .unwrap_or([0; 32]);
-    serde_json::to_string(&interchange::build(root, Vec::new()))
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Registers the Keymanager routes (the standard's paths) on an actix app.

@@ -288,6 +288,17 @@ pub struct AppState {
     pub reloader: Option<Arc<Reloader>>,
 }
 
+impl AppState {
+    /// The eth2 signing service over this state's keys, store and network.
+    pub fn eth2_service(&self) -> crate::service::eth2::Eth2Service<'_> {
+        crate::service::eth2::Eth2Service {
+            keys: &self.keys,
+            store: self.store.as_ref(),
+            network: &self.network,
+        }
+    }
+}
+
 /// Registers the eth2 signing API and health routes on an actix app.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {

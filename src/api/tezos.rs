@@ -36,16 +36,12 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
 use super::BodyError;
-use crate::chain::tezos::authentication_message;
-use crate::chain::tezos::base58::{self, Prefix};
-use crate::chain::tezos::payload::{self, Payload, magic_byte_name};
-use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256, decode_pkh};
-use crate::keys::tezos::TezosKey;
-use crate::keys::{Keys, SignError, on_pool};
+use crate::crypto::tezos::PublicKey;
+use crate::keys::Keys;
 use crate::metrics::METRICS;
-use crate::protection::audit::AuditEntry;
-use crate::protection::watermark::{TezosWatermarkRequest, WatermarkDecision};
 use crate::protection::{ProtectionError, ProtectionStore};
+pub use crate::service::tezos::{AuthorizedKeys, DEFAULT_SIGNATURE_VERSION};
+use crate::service::tezos::{TezosService, TezosSignError, TezosSignRequest};
 
 /// Largest request body: 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -67,10 +63,6 @@ pub const MAX_BLS_PK_CHARS: usize = 100;
 /// Longest `{pkh}` path segment accepted: 40 characters (every `tz1…`–`tz4…` is 36).
 pub const MAX_PKH_CHARS: usize = 40;
 
-/// Signature version used when the request gives none: 2 (for tz4, the proof-of-possession
-/// ciphersuite).
-pub const DEFAULT_SIGNATURE_VERSION: u8 = 2;
-
 /// What the Tezos handlers share.
 #[derive(Clone)]
 pub struct TezosState {
@@ -86,19 +78,16 @@ pub struct TezosState {
     pub authorized_keys: Option<Arc<AuthorizedKeys>>,
 }
 
-/// The keys allowed to authenticate signing requests, with their pkhs computed once (octez-client
-/// asks `GET /authorized_keys` before every signature).
-#[derive(Debug)]
-pub struct AuthorizedKeys {
-    keys: Vec<PublicKey>,
-    pkhs: Vec<String>,
-}
-
-impl AuthorizedKeys {
-    /// Wraps the authorized public keys.
-    pub fn new(keys: Vec<PublicKey>) -> Self {
-        let pkhs = keys.iter().map(PublicKey::pkh_b58).collect();
-        AuthorizedKeys { keys, pkhs }
+impl TezosState {
+    /// The Tezos signing service over this state's keys, store, magic bytes and authorized
+    /// keys.
+    pub fn service(&self) -> TezosService<'_> {
+        TezosService {
+            keys: &self.keys,
+            store: self.store.as_ref(),
+            magic_bytes: &self.magic_bytes,
+            authorized_keys: self.authorized_keys.as_deref(),
+        }
     }
 }
 
@@ -208,6 +197,30 @@ impl From<ProtectionError> for TezosError {
     }
 }
 
+impl From<TezosSignError> for TezosError {
+    fn from(e: TezosSignError) -> Self {
+        let msg = e.to_string();
+        match e {
+            TezosSignError::MissingAuthentication => TezosError::missing_authentication(),
+            TezosSignError::BadAuthentication => TezosError::bad_authentication(),
+            TezosSignError::UnknownKey(pkh) => TezosError::unknown_key(&pkh),
+            TezosSignError::Malformed(m) => TezosError::bad_request(m),
+            TezosSignError::Policy(m) => TezosError::policy(m),
+            TezosSignError::Protection(p) => p.into(),
+            TezosSignError::BackendTimeout(_) | TezosSignError::Backend(_) => TezosError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "palisade.tezos.signing_backend",
+                msg,
+            ),
+            TezosSignError::Internal(m) => TezosError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "palisade.tezos.internal",
+                m,
+            ),
+        }
+    }
+}
+
 /// Query parameters of `POST /keys/{pkh}`.
 #[derive(Debug, Default, Deserialize)]
 struct SignQuery {
@@ -271,178 +284,17 @@ fn require_json(req: &HttpRequest) -> Result<(), TezosError> {
     }
 }
 
-fn key(state: &TezosState, pkh: &str) -> Result<Arc<TezosKey>, TezosError> {
-    state
-        .keys
-        .current()
-        .tezos(pkh)
-        .ok_or_else(|| TezosError::unknown_key(pkh))
-}
-
-/// An `authentication` query value, base58-decoded once: a signature with its scheme's prefix,
-/// or the scheme-less `sig…` form (64 bytes, for ed25519, secp256k1 and P-256 keys).
-enum Authentication {
-    Typed(Signature),
-    Generic(Vec<u8>),
-}
-
-impl Authentication {
-    /// Decodes `s` (already bounded by [`MAX_AUTHENTICATION_CHARS`]); `None` if it is no
-    /// Tezos signature.
-    fn decode(s: &str) -> Option<Authentication> {
-        let mut candidates = Curve::ALL.map(Curve::signature_prefix).to_vec();
-        candidates.push(Prefix::GenericSignature);
-        let (prefix, raw) = base58::decode_any(s, &candidates).ok()?;
-        match Curve::ALL
-            .into_iter()
-            .find(|c| c.signature_prefix() == prefix)
-        {
-            Some(curve) => Signature::from_raw(curve, &raw)
-                .ok()
-                .map(Authentication::Typed),
-            None => Some(Authentication::Generic(raw)),
-        }
-    }
-
-    /// Whether this signature over `message` is by `pk`: one verification, or for tz4 keys
-    /// two (signature version 2, proof-of-possession ciphersuite, then 1, AUG).
-    fn is_by(&self, pk: &PublicKey, message: &[u8]) -> bool {
-        let versions: &[u8] = if pk.curve() == Curve::Bls {
-            &[2, 1]
-        } else {
-            &[2]
-        };
-        let verify = |sig: &Signature| versions.iter().any(|v| pk.verify(message, sig, *v));
-        match self {
-            Authentication::Typed(sig) => sig.curve() == pk.curve() && verify(sig),
-            Authentication::Generic(raw) => {
-                pk.curve() != Curve::Bls
-                    && Signature::from_raw(pk.curve(), raw).is_ok_and(|sig| verify(&sig))
-            }
-        }
-    }
-}
-
-/// Checks the `authentication` signature over `0x04 0x01 || pkh || data` against every
-/// authorized key, where `pkh` is the binary form of the request's `{pkh}` path segment. It
-/// does not look the key up: an unknown or malformed pkh fails exactly like a wrong signature
-/// (401 without `authentication`, 403 otherwise), so that keys cannot be enumerated.
+/// [`crate::service::tezos::authenticate`], answered as HTTP: 401 without `authentication`,
+/// 403 otherwise.
+#[cfg(test)]
 fn authenticate(
     authorized: &[PublicKey],
     pkh: &str,
     data: &[u8],
     authentication: Option<&str>,
 ) -> Result<(), TezosError> {
-    let auth = authentication.ok_or_else(TezosError::missing_authentication)?;
-    let Ok((curve, hash)) = decode_pkh(pkh) else {
-        return Err(TezosError::bad_authentication());
-    };
-    let auth = Authentication::decode(auth).ok_or_else(TezosError::bad_authentication)?;
-    let mut pkh_bytes = [0u8; 21];
-    pkh_bytes[0] = curve.pkh_tag();
-    pkh_bytes[1..].copy_from_slice(&hash);
-    let message = authentication_message(&pkh_bytes, data);
-    if authorized.iter().any(|pk| auth.is_by(pk, &message)) {
-        Ok(())
-    } else {
-        Err(TezosError::bad_authentication())
-    }
-}
-
-/// The hash a high watermark keeps of the signed bytes: blake2b-256 of the bytes, except for
-/// tz4 keys signing with the AUG ciphersuite (version 1), where it covers `"AUG" || bytes`, so
-/// that an exact repeat is only answered with a stored signature of the same ciphersuite (a
-/// repeat in the other ciphersuite is refused like any other conflicting request).
-/// `digest` is blake2b-256 of `data`, already computed for the audit trail.
-fn watermark_hash(curve: Curve, version: u8, data: &[u8], digest: [u8; 32]) -> [u8; 32] {
-    if curve == Curve::Bls && version == 1 {
-        let mut tagged = b"AUG".to_vec();
-        tagged.extend_from_slice(data);
-        blake2b_256(&tagged)
-    } else {
-        digest
-    }
-}
-
-/// Runs a signing closure: on the CPU signing pool for in-memory keys; on the blocking pool
-/// with the backend's timeout for I/O-bound backends (HSMs). A backend failure or timeout is
-/// 503 (nothing signed), a dropped job 500.
-async fn sign_on_pool(
-    io_timeout: Option<std::time::Duration>,
-    f: impl FnOnce() -> Result<Signature, SignError> + Send + 'static,
-) -> Result<Signature, TezosError> {
-    let started = std::time::Instant::now();
-    let outcome = match io_timeout {
-        None => on_pool(f).await,
-        Some(limit) => match tokio::time::timeout(limit, tokio::task::spawn_blocking(f)).await {
-            Ok(joined) => {
-                let failed = !matches!(joined, Ok(Ok(_)));
-                METRICS
-                    .hsm_duration
-                    .with_label_values(&["sign"])
-                    .observe(started.elapsed().as_secs_f64());
-                if failed {
-                    METRICS.hsm_errors.with_label_values(&["sign"]).inc();
-                }
-                joined.ok()
-            }
-            Err(_) => {
-                METRICS
-                    .hsm_errors
-                    .with_label_values(&["sign_timeout"])
-                    .inc();
-                return Err(TezosError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "palisade.tezos.signing_backend",
-                    format!(
-                        "signing backend did not answer within {} ms",
-                        limit.as_millis()
-                    ),
-                ));
-            }
-        },
-    };
-    outcome
-        .ok_or_else(|| {
-            TezosError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "palisade.tezos.internal",
-                "signing pool dropped the job",
-            )
-        })?
-        .map_err(|e| {
-            TezosError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "palisade.tezos.signing_backend",
-                e.to_string(),
-            )
-        })
-}
-
-fn parse_version(raw: Option<&str>, curve: Curve) -> Result<u8, TezosError> {
-    let version = match raw {
-        None => DEFAULT_SIGNATURE_VERSION,
-        Some(v) => v
-            .parse::<u8>()
-            .map_err(|_| TezosError::bad_request(format!("version `{v}` is not a number")))?,
-    };
-    if curve == Curve::Bls && version == 0 {
-        return Err(TezosError::bad_request(
-            "BLS (tz4) keys need signature version 1 (AUG) or 2 and later (proof of possession)",
-        ));
-    }
-    Ok(version)
-}
-
-/// The audit trail's kind of a non-consensus operation, by magic byte.
-fn audit_kind(magic: u8) -> &'static str {
-    match magic {
-        0x03 => "generic_operation",
-        0x05 => "michelson_data",
-        0x01 => "legacy_block",
-        0x02 => "legacy_endorsement",
-        _ => "unknown",
-    }
+    crate::service::tezos::authenticate(authorized, pkh, data, authentication)
+        .map_err(TezosError::from)
 }
 
 /// `POST /keys/{pkh}`: parses the bytes by fixed offsets, applies the global magic-byte list
@@ -468,7 +320,8 @@ pub async fn sign(
     result
 }
 
-/// [`sign`] without the request metrics; sets `kind` once the bytes are parsed.
+/// [`sign`] without the request metrics; sets `kind` once the bytes are parsed. Bounds and
+/// decodes the request, calls [`TezosService::sign`], encodes the answer.
 async fn sign_inner(
     state: web::Data<TezosState>,
     pkh: web::Path<String>,
@@ -477,7 +330,7 @@ async fn sign_inner(
     kind_label: &mut &'static str,
 ) -> Result<HttpResponse, TezosError> {
     // Everything the client controls is bounded before it is decoded, and nothing about the
-    // key is looked at before the caller is authenticated.
+    // key is looked at before the caller is authenticated (by the service).
     let pkh = pkh_segment(&pkh)?;
     require_json(&req)?;
     let q: SignQuery = query(&req)?;
@@ -493,112 +346,19 @@ async fn sign_inner(
     })?;
     let data = hex::decode(hex_str.trim_start_matches("0x"))
         .map_err(|e| TezosError::bad_request(format!("body is not valid hex: {e}")))?;
-    if let Some(authorized) = &state.authorized_keys {
-        authenticate(&authorized.keys, pkh, &data, authentication)?;
-    }
-    let key = key(&state, pkh)?;
-    let curve = key.signer.public_key().curve();
-    let version = parse_version(version, curve)?;
-    let parsed = payload::parse(&data).map_err(|e| TezosError::bad_request(e.to_string()))?;
-    let magic = data[0];
-    let consensus = match &parsed {
-        Payload::Consensus(c) => Some(c.clone()),
-        _ => None,
-    };
-    let digest = blake2b_256(&data);
-    let audit = {
-        let kind = match &consensus {
-            Some(c) => c.kind.as_str(),
-            None => audit_kind(magic),
-        };
-        *kind_label = kind;
-        let entry =
-            AuditEntry::tezos(&key.pkh, kind, Some(digest)).with_caller(super::caller(&req));
-        match &consensus {
-            Some(c) => entry.with_level_round(c.level, c.round),
-            None => entry,
-        }
-    };
-    let refused_by_policy = if !state.magic_bytes.contains(&magic) {
-        Some(format!(
-            "magic byte 0x{magic:02x} ({}) is not in this signer's allowed magic bytes",
-            magic_byte_name(magic).unwrap_or("unknown")
-        ))
-    } else {
-        key.policy
-            .check(&parsed, &key.signer.public_key().pkh_bytes())
-            .err()
-            .map(|e| e.to_string())
-    };
-    if let Some(reason) = refused_by_policy {
-        METRICS
-            .policy_rejections
-            .with_label_values(&["tezos"])
-            .inc();
-        // The refusal is answered even if it cannot be recorded.
-        if let Err(e) = state.store.append_audit(&audit.refused(&reason)).await {
-            tracing::warn!(reason = %e, "could not record a refusal in the audit log");
-        }
-        return Err(TezosError::policy(reason));
-    }
-    let data = Arc::new(data);
-    let (signer_key, to_sign) = (key.clone(), data.clone());
-    let timeout = key.signer.io_timeout();
-    let signature =
-        sign_on_pool(timeout, move || signer_key.signer.sign(&to_sign, version)).await?;
-    let released = match consensus {
-        None => {
-            // No high watermark: the audit entry alone is committed before release.
-            let t = std::time::Instant::now();
-            let appended = state.store.append_audit(&audit).await;
-            METRICS.db_call("audit_append", t.elapsed(), appended.is_err());
-            appended?;
-            signature
-        }
-        Some(c) => {
-            let request = TezosWatermarkRequest {
-                chain_id: c.chain_id,
-                pkh: key.pkh.clone(),
-                kind: c.kind,
-                level: c.level,
-                round: c.round,
-                payload_hash: watermark_hash(curve, version, &data, digest),
-                signature: signature.as_bytes().to_vec(),
-            };
-            let t = std::time::Instant::now();
-            let decided = state
-                .store
-                .tezos_check_record_and_audit(&request, audit)
-                .await;
-            METRICS.db_call(
-                "tezos_check_and_record",
-                t.elapsed(),
-                matches!(decided, Err(ProtectionError::Unavailable(_))),
-            );
-            if matches!(decided, Err(ProtectionError::Watermark(_))) {
-                METRICS
-                    .tezos_watermark_rejections
-                    .with_label_values(&[c.kind.as_str()])
-                    .inc();
-            }
-            match decided {
-                Ok(WatermarkDecision::SignAndRecord) => signature,
-                Ok(WatermarkDecision::Repeat(stored)) => Signature::from_raw(curve, &stored)
-                    .map_err(|e| {
-                        TezosError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "palisade.tezos.internal",
-                            format!("stored signature unreadable: {e}"),
-                        )
-                    })?,
-                Err(e) => {
-                    tracing::warn!(pkh = %key.pkh, kind = c.kind.as_str(), level = c.level, round = c.round, reason = %e, "tezos signing refused");
-                    return Err(e.into());
-                }
-            }
-        }
-    };
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "signature": released.to_b58() })))
+    let (kind, result) = state
+        .service()
+        .sign(TezosSignRequest {
+            pkh,
+            data,
+            authentication,
+            version,
+            caller: super::caller(&req),
+        })
+        .await;
+    *kind_label = kind;
+    let signature = result?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "signature": signature.to_b58() })))
 }
 
 /// `GET /keys/{pkh}` → `{"public_key": "…"}`.
@@ -606,7 +366,7 @@ pub async fn public_key(
     state: web::Data<TezosState>,
     pkh: web::Path<String>,
 ) -> Result<HttpResponse, TezosError> {
-    let key = key(&state, pkh_segment(&pkh)?)?;
+    let key = state.service().key(pkh_segment(&pkh)?)?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "public_key": key.signer.public_key().to_b58() })))
 }
@@ -616,7 +376,7 @@ pub async fn authorized_keys(state: web::Data<TezosState>) -> HttpResponse {
     match &state.authorized_keys {
         None => HttpResponse::Ok().json(serde_json::json!({})),
         Some(authorized) => {
-            HttpResponse::Ok().json(serde_json::json!({ "authorized_keys": authorized.pkhs }))
+            HttpResponse::Ok().json(serde_json::json!({ "authorized_keys": authorized.pkhs() }))
         }
     }
 }
@@ -644,33 +404,7 @@ pub async fn bls_prove_possession(
     let pkh = pkh_segment(&pkh)?;
     let q: PopQuery = query(&req)?;
     let bls_pk = bounded("bls_pk", q.bls_pk.as_deref(), MAX_BLS_PK_CHARS)?;
-    let key = key(&state, pkh)?;
-    if key.signer.public_key().curve() != Curve::Bls {
-        return Err(TezosError::bad_request(format!(
-            "{} is not a BLS (tz4) key: no proof of possession",
-            key.pkh
-        )));
-    }
-    if !key.policy.allows_prove_possession() {
-        return Err(TezosError::policy(
-            "policy of this key does not allow proofs of possession (provePossession: true)",
-        ));
-    }
-    let override_pk = match bls_pk {
-        None => None,
-        Some(b58) => {
-            let pk = PublicKey::from_b58(b58)
-                .map_err(|e| TezosError::bad_request(format!("bls_pk: {e}")))?;
-            if pk.curve() != Curve::Bls {
-                return Err(TezosError::bad_request("bls_pk must be a BLpk public key"));
-            }
-            Some(pk)
-        }
-    };
-    let proof = sign_on_pool(key.signer.io_timeout(), move || {
-        key.signer.prove_possession(override_pk.as_ref())
-    })
-    .await?;
+    let proof = state.service().prove_possession(pkh, bls_pk).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "bls_prove_possession": proof.to_b58() })))
 }
 
@@ -727,7 +461,8 @@ pub fn read_authorized_keys(path: &std::path::Path) -> Result<Vec<PublicKey>, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::tezos::SecretKey;
+    use crate::chain::tezos::authentication_message;
+    use crate::crypto::tezos::{Curve, SecretKey};
 
     fn status(r: Result<(), TezosError>) -> Option<u16> {
         r.err().map(|e| e.status.as_u16())

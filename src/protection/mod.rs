@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod interchange;
 pub mod postgres;
+pub mod release;
 pub mod rules;
 pub mod sqlite;
 pub mod watermark;

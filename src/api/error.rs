@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::chain::eth2::request::RequestError;
-use crate::keys::SignError;
+use crate::keys::BackendError;
 use crate::protection::ProtectionError;
 
 /// An error answered to an HTTP client.
@@ -33,7 +33,7 @@ pub enum ApiError {
     Protection(#[from] ProtectionError),
     /// 500: the signing backend failed.
     #[error(transparent)]
-    Sign(#[from] SignError),
+    Sign(#[from] BackendError),
     /// 500: an internal fault.
     #[error("internal error: {0}")]
     Internal(String),

@@ -223,7 +223,7 @@ pub enum KeyError {
 
 /// Errors producing a signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignError {
+pub enum SigningError {
     /// BLS signing needs signature version 1 or later.
     #[error("BLS signing requires signature version 1 or later, got version {0}")]
     BlsNeedsVersion(u8),
@@ -851,23 +851,23 @@ impl SecretKey {
 
     /// Sign `data` (see the module docs). `version` only matters for BLS:
     /// 0 is refused, 1 is the augmented scheme, 2+ the proof-of-possession scheme.
-    pub fn sign(&self, data: &[u8], version: u8) -> Result<Signature, SignError> {
+    pub fn sign(&self, data: &[u8], version: u8) -> Result<Signature, SigningError> {
         let bytes = match &self.secret {
             Secret::Ed25519(sk) => sk.sign(&blake2b_256(data)).to_bytes().to_vec(),
             Secret::Secp256k1(sk) => {
                 let sig: k256::ecdsa::Signature = sk
                     .sign_prehash(&blake2b_256(data))
-                    .map_err(|_| SignError::Backend(Curve::Secp256k1))?;
+                    .map_err(|_| SigningError::Backend(Curve::Secp256k1))?;
                 sig.normalize_s().to_bytes().to_vec()
             }
             Secret::P256(sk) => {
                 let sig: p256::ecdsa::Signature = sk
                     .sign_prehash(&blake2b_256(data))
-                    .map_err(|_| SignError::Backend(Curve::P256))?;
+                    .map_err(|_| SigningError::Backend(Curve::P256))?;
                 sig.normalize_s().to_bytes().to_vec()
             }
             Secret::Bls(sk) => match version {
-                0 => return Err(SignError::BlsNeedsVersion(version)),
+                0 => return Err(SigningError::BlsNeedsVersion(version)),
                 1 => sk
                     .sign(data, BLS_DST_AUG_SIG, &self.public.bytes)
                     .compress()
@@ -886,12 +886,14 @@ impl SecretKey {
     pub fn prove_possession(
         &self,
         override_pk: Option<&PublicKey>,
-    ) -> Result<Signature, SignError> {
+    ) -> Result<Signature, SigningError> {
         let Secret::Bls(sk) = &self.secret else {
-            return Err(SignError::NotBls(self.curve()));
+            return Err(SigningError::NotBls(self.curve()));
         };
         let pk = match override_pk {
-            Some(pk) if pk.curve != Curve::Bls => return Err(SignError::OverrideNotBls(pk.curve)),
+            Some(pk) if pk.curve != Curve::Bls => {
+                return Err(SigningError::OverrideNotBls(pk.curve));
+            }
             Some(pk) => pk,
             None => &self.public,
         };
@@ -1046,7 +1048,7 @@ mod tests {
                         hex::encode(aug.as_bytes()),
                         s(&v, "derived_signature_aug_scheme_hex")
                     );
-                    assert_eq!(sk.sign(&data, 0), Err(SignError::BlsNeedsVersion(0)));
+                    assert_eq!(sk.sign(&data, 0), Err(SigningError::BlsNeedsVersion(0)));
                     assert!(pk.verify(&data, &pop, 2));
                     assert!(pk.verify(&data, &aug, 1));
                     assert!(!pk.verify(&data, &pop, 1));
@@ -1391,12 +1393,12 @@ mod tests {
         let ed = SecretKey::generate(Curve::Ed25519);
         assert_eq!(
             ed.prove_possession(None),
-            Err(SignError::NotBls(Curve::Ed25519))
+            Err(SigningError::NotBls(Curve::Ed25519))
         );
         let bls = SecretKey::generate(Curve::Bls);
         assert_eq!(
             bls.prove_possession(Some(&ed.public_key())),
-            Err(SignError::OverrideNotBls(Curve::Ed25519))
+            Err(SigningError::OverrideNotBls(Curve::Ed25519))
         );
         let other = SecretKey::generate(Curve::Bls).public_key();
         let proof = bls.prove_possession(Some(&other)).unwrap();

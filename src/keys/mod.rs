@@ -45,14 +45,14 @@ pub trait Signer: Send + Sync {
     /// Signs a 32-byte signing root; returns the 96-byte compressed signature.
     ///
     /// # Errors
-    /// [`SignError`] when the backend cannot sign (never for in-memory keys).
-    fn sign(&self, signing_root: &[u8; 32]) -> Result<[u8; 96], SignError>;
+    /// [`BackendError`] when the backend cannot sign (never for in-memory keys).
+    fn sign(&self, signing_root: &[u8; 32]) -> Result<[u8; 96], BackendError>;
 }
 
 /// A backend failure while signing. Carries no key material.
 #[derive(Debug, thiserror::Error)]
 #[error("signing backend failed: {0}")]
-pub struct SignError(pub String);
+pub struct BackendError(pub String);
 
 /// The key-decryption pool: `max(1, cores / 2)` threads named `palisade-kdf-N`, separate from
 /// the signing pool (rayon's global pool), so that key derivation never delays a signature in
@@ -115,14 +115,14 @@ pub async fn on_pool<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) 
 /// start one OS thread per request; resolves when the signature is ready.
 ///
 /// # Errors
-/// The signer's [`SignError`], or one saying the pool dropped the job.
+/// The signer's [`BackendError`], or one saying the pool dropped the job.
 pub async fn sign_on_pool(
     signer: Arc<dyn Signer>,
     signing_root: [u8; 32],
-) -> Result<[u8; 96], SignError> {
+) -> Result<[u8; 96], BackendError> {
     on_pool(move || signer.sign(&signing_root))
         .await
-        .unwrap_or_else(|| Err(SignError("signing pool dropped the job".into())))
+        .unwrap_or_else(|| Err(BackendError("signing pool dropped the job".into())))
 }
 
 /// A BLS key held in process memory: zeroized on drop, its pages locked in RAM where the
@@ -157,7 +157,7 @@ impl Signer for MemoryKey {
     fn public_key(&self) -> [u8; 48] {
         self.public
     }
-    fn sign(&self, signing_root: &[u8; 32]) -> Result<[u8; 96], SignError> {
+    fn sign(&self, signing_root: &[u8; 32]) -> Result<[u8; 96], BackendError> {
         Ok(self.secret.sign(signing_root))
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{LoadError, SignError, read_password_file};
+use super::{BackendError, LoadError, read_password_file};
 use crate::chain::tezos::policy::Policy;
 use crate::crypto::tezos::{PublicKey, SecretKey, Signature};
 
@@ -25,13 +25,13 @@ pub trait TezosSigner: Send + Sync {
     /// Ed25519/ECDSA over blake2b-256 of the bytes, BLS directly (`version` 1 = AUG, ≥ 2 = POP).
     ///
     /// # Errors
-    /// [`SignError`] when the backend fails or the version is not valid for the curve.
-    fn sign(&self, data: &[u8], version: u8) -> Result<Signature, SignError>;
+    /// [`BackendError`] when the backend fails or the version is not valid for the curve.
+    fn sign(&self, data: &[u8], version: u8) -> Result<Signature, BackendError>;
     /// A BLS proof of possession of the key (or of `override_pk`).
     ///
     /// # Errors
-    /// [`SignError`] for a non-BLS key or a backend failure.
-    fn prove_possession(&self, override_pk: Option<&PublicKey>) -> Result<Signature, SignError>;
+    /// [`BackendError`] for a non-BLS key or a backend failure.
+    fn prove_possession(&self, override_pk: Option<&PublicKey>) -> Result<Signature, BackendError>;
     /// `Some(timeout)` for a backend that blocks on I/O (an HSM): its calls run on the
     /// blocking thread pool, not the CPU signing pool, and a call that has not answered
     /// within the timeout is answered 503. `None` (in-memory keys): CPU-bound, no timeout.
@@ -77,15 +77,15 @@ impl TezosSigner for MemoryTezosKey {
     fn public_key(&self) -> &PublicKey {
         &self.public
     }
-    fn sign(&self, data: &[u8], version: u8) -> Result<Signature, SignError> {
+    fn sign(&self, data: &[u8], version: u8) -> Result<Signature, BackendError> {
         self.secret
             .sign(data, version)
-            .map_err(|e| SignError(e.to_string()))
+            .map_err(|e| BackendError(e.to_string()))
     }
-    fn prove_possession(&self, override_pk: Option<&PublicKey>) -> Result<Signature, SignError> {
+    fn prove_possession(&self, override_pk: Option<&PublicKey>) -> Result<Signature, BackendError> {
         self.secret
             .prove_possession(override_pk)
-            .map_err(|e| SignError(e.to_string()))
+            .map_err(|e| BackendError(e.to_string()))
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::chain::eth2::network::NetworkConfig;
 use crate::chain::eth2::request::{self, ProtectedMessage, RequestError};
-use crate::keys::{Keys, SignError, Signer};
+use crate::keys::{BackendError, Keys, Signer};
 use crate::metrics::{METRICS, prevented_reason};
 use crate::protection::audit::{AuditEntry, refusal_reason};
 use crate::protection::release::{self, Pending, ReleaseError};
@@ -34,7 +34,7 @@ pub enum Eth2SignError {
     Protection(#[from] ProtectionError),
     /// The key's backend failed to sign.
     #[error(transparent)]
-    Backend(#[from] SignError),
+    Backend(#[from] BackendError),
     /// A proof of commit did not match the signature (an internal fault).
     #[error(transparent)]
     Release(#[from] ReleaseError),
@@ -159,11 +159,11 @@ impl Eth2Service<'_> {
 /// release.
 ///
 /// # Errors
-/// The signer's [`SignError`], or one saying the pool dropped the job.
+/// The signer's [`BackendError`], or one saying the pool dropped the job.
 async fn sign_on_pool(
     signer: Arc<dyn Signer>,
     signing_root: [u8; 32],
-) -> Result<Pending<[u8; 96]>, SignError> {
+) -> Result<Pending<[u8; 96]>, BackendError> {
     crate::keys::sign_on_pool(signer, signing_root)
         .await
         .map(|signature| Pending::new(signing_root, signature))

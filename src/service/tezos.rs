@@ -19,7 +19,7 @@ use crate::chain::tezos::base58::{self, Prefix};
 use crate::chain::tezos::payload::{self, Payload, magic_byte_name};
 use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256, decode_pkh};
 use crate::keys::tezos::TezosKey;
-use crate::keys::{Keys, SignError, on_pool};
+use crate::keys::{BackendError, Keys, on_pool};
 use crate::metrics::METRICS;
 use crate::protection::audit::AuditEntry;
 use crate::protection::release::{self, Committed, Pending, ReleaseError};
@@ -57,7 +57,7 @@ pub enum TezosSignError {
     BackendTimeout(u128),
     /// The backend failed to sign.
     #[error("{0}")]
-    Backend(SignError),
+    Backend(BackendError),
     /// An internal fault: a dropped pool job, an unreadable stored signature, a proof of
     /// another subject.
     #[error("{0}")]
@@ -193,7 +193,7 @@ fn watermark_hash(curve: Curve, version: u8, data: &[u8], digest: [u8; 32]) -> [
 /// [`TezosSignError::Internal`] for a dropped job.
 pub async fn run_signer<T: Send + 'static>(
     io_timeout: Option<Duration>,
-    f: impl FnOnce() -> Result<T, SignError> + Send + 'static,
+    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
 ) -> Result<T, TezosSignError> {
     let started = Instant::now();
     let outcome = match io_timeout {

@@ -54,7 +54,7 @@ use cryptoki::types::AuthPin;
 use parking_lot::{Condvar, Mutex};
 use zeroize::Zeroizing;
 
-use super::SignError;
+use super::BackendError;
 use super::tezos::TezosSigner;
 use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256};
 
@@ -755,13 +755,16 @@ impl TezosSigner for Pkcs11TezosKey {
         &self.public
     }
 
-    fn sign(&self, data: &[u8], _version: u8) -> Result<Signature, SignError> {
+    fn sign(&self, data: &[u8], _version: u8) -> Result<Signature, BackendError> {
         self.sign_digest(&blake2b_256(data))
-            .map_err(|e| SignError(e.to_string()))
+            .map_err(|e| BackendError(e.to_string()))
     }
 
-    fn prove_possession(&self, _override_pk: Option<&PublicKey>) -> Result<Signature, SignError> {
-        Err(SignError(format!(
+    fn prove_possession(
+        &self,
+        _override_pk: Option<&PublicKey>,
+    ) -> Result<Signature, BackendError> {
+        Err(BackendError(format!(
             "proof of possession needs a BLS key, this key is {}",
             self.public.curve()
         )))

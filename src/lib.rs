@@ -1,8 +1,13 @@
 //! palisade: a remote signer for proof-of-stake validators.
 //!
-//! Layout (see DESIGN.md): `api` (HTTP only) → `chain` (what is signed, pure) →
-//! `protection` (slashing rules, pure, and the store) → `keys` (signers).
+//! Layout (see docs/design.md): `api` (HTTP only: decode, call, encode) → `service` (the
+//! signing flows, no transport types) → `chain` (what is signed, pure), `protection`
+//! (slashing rules, pure, the stores, release after commit) and `keys` (signers).
+//!
+//! The library has no `unsafe` code (`forbid`); the binary's one `unsafe` block (core dumps
+//! and ptrace off, `main.rs`) carries its safety argument.
 
+#![forbid(unsafe_code)]
 pub mod api;
 pub mod ceremony;
 pub mod chain;

@@ -296,26 +296,7 @@ const PREVENTED_REASONS: [&str; 9] = [
 
 /// The label of an eth2 slashing-protection refusal.
 pub fn prevented_reason(e: &crate::protection::ProtectionError) -> &'static str {
-    use crate::protection::{ProtectionError, Violation};
-    match e {
-        ProtectionError::Slashable(v) => match v {
-            Violation::DoubleProposal { .. } => "double_block",
-            Violation::DoubleVote { .. } => "double_vote",
-            Violation::SurroundsExisting { .. } | Violation::SurroundedByExisting { .. } => {
-                "surround_vote"
-            }
-            Violation::SourceAfterTarget { .. } => "source_after_target",
-            Violation::BlockAboveHighWatermark { .. }
-            | Violation::AttestationAboveHighWatermark { .. } => "high_watermark",
-            Violation::BlockBelowWatermark { .. }
-            | Violation::SourceBelowWatermark { .. }
-            | Violation::TargetBelowWatermark { .. } => "low_watermark",
-        },
-        ProtectionError::GenesisMismatch { .. } => "genesis_mismatch",
-        ProtectionError::OutOfRange(_) => "out_of_range",
-        ProtectionError::Disabled(_) => "disabled",
-        _ => "other",
-    }
+    e.outcome().metric_label.unwrap_or("other")
 }
 
 /// `GET /metrics`.

@@ -58,16 +58,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::UnknownKey(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Protection(p) => match p {
-                ProtectionError::Slashable(_)
-                | ProtectionError::GenesisMismatch { .. }
-                | ProtectionError::Disabled(_) => StatusCode::PRECONDITION_FAILED,
-                ProtectionError::OutOfRange(_) | ProtectionError::Import(_) => {
-                    StatusCode::BAD_REQUEST
-                }
-                ProtectionError::Watermark(_) => StatusCode::CONFLICT,
-                ProtectionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            },
+            ApiError::Protection(p) => protection_status(p),
             ApiError::Sign(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +67,12 @@ impl ResponseError for ApiError {
         HttpResponse::build(self.status_code())
             .json(serde_json::json!({ "error": self.to_string() }))
     }
+}
+
+/// The HTTP status of a protection error, by [`ProtectionError::outcome`] (the one place that
+/// classifies them).
+pub fn protection_status(e: &ProtectionError) -> StatusCode {
+    StatusCode::from_u16(e.outcome().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// JSON error for actix's own extractor failures (bad path, bad JSON config), so that no

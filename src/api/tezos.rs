@@ -176,24 +176,20 @@ impl From<BodyError> for TezosError {
 }
 
 impl From<ProtectionError> for TezosError {
+    /// The status comes from [`ProtectionError::outcome`]; the octez error id names the
+    /// case (high watermark, database unavailable, anything else).
     fn from(e: ProtectionError) -> Self {
-        match e {
-            ProtectionError::Watermark(v) => TezosError::new(
-                StatusCode::CONFLICT,
-                "palisade.tezos.high_watermark",
-                v.to_string(),
-            ),
-            other @ ProtectionError::Unavailable(_) => TezosError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "palisade.tezos.database_unavailable",
-                other.to_string(),
-            ),
-            other => TezosError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "palisade.tezos.internal",
-                other.to_string(),
-            ),
-        }
+        let status = super::error::protection_status(&e);
+        let id = match e {
+            ProtectionError::Watermark(_) => "palisade.tezos.high_watermark",
+            ProtectionError::Unavailable(_) => "palisade.tezos.database_unavailable",
+            _ => "palisade.tezos.internal",
+        };
+        let msg = match e {
+            ProtectionError::Watermark(v) => v.to_string(),
+            other => other.to_string(),
+        };
+        TezosError::new(status, id, msg)
     }
 }
 

@@ -193,16 +193,10 @@ pub fn for_protected(
 }
 
 /// The reason to record when a store's answer is a refusal, `None` when it is not one
-/// (database unavailable, import errors): those are not decisions and leave no entry.
+/// (database unavailable, import errors): those are not decisions and leave no entry
+/// ([`ProtectionError::outcome`]).
 pub fn refusal_reason(e: &ProtectionError) -> Option<String> {
-    match e {
-        ProtectionError::Slashable(_)
-        | ProtectionError::Watermark(_)
-        | ProtectionError::GenesisMismatch { .. }
-        | ProtectionError::Disabled(_)
-        | ProtectionError::OutOfRange(_) => Some(e.to_string()),
-        ProtectionError::Import(_) | ProtectionError::Unavailable(_) => None,
-    }
+    e.outcome().audit_reason
 }
 
 /// A stored entry with its row id (ascending in insertion order).

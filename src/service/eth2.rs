@@ -13,8 +13,8 @@ use std::time::Instant;
 use crate::chain::eth2::network::NetworkConfig;
 use crate::chain::eth2::request::{self, ProtectedMessage, RequestError};
 use crate::keys::{BackendError, Keys, Signer};
-use crate::metrics::{METRICS, prevented_reason};
-use crate::protection::audit::{AuditEntry, refusal_reason};
+use crate::metrics::METRICS;
+use crate::protection::audit::AuditEntry;
 use crate::protection::release::{self, Pending, ReleaseError};
 use crate::protection::{ProtectionError, ProtectionStore};
 
@@ -124,10 +124,10 @@ impl Eth2Service<'_> {
                         (pending, proof)
                     }
                     Err(e) => {
-                        if refusal_reason(&e).is_some() {
+                        if let Some(label) = e.outcome().metric_label {
                             METRICS
                                 .eth2_prevented
-                                .with_label_values(&[plan.kind, prevented_reason(&e)])
+                                .with_label_values(&[plan.kind, label])
                                 .inc();
                         }
                         tracing::warn!(kind = plan.kind, pubkey = %format!("0x{}", hex::encode(public_key)), reason = %e, "signing refused");

@@ -18,6 +18,7 @@ use crate::chain::tezos::payload::KNOWN_MAGIC_BYTES as TEZOS_KNOWN_MAGIC_BYTES;
     about = "Remote signer for proof-of-stake validators"
 )]
 pub struct Cli {
+    /// The sub-command to run.
     #[command(subcommand)]
     pub command: Command,
     /// Log line format on stderr (and in `--log-file`): `plain` or `json` [default: plain].
@@ -78,6 +79,7 @@ pub enum AuditCommand {
         /// Output file [default: standard output].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The database to work on.
         #[command(flatten)]
         db: DbArgs,
     },
@@ -87,6 +89,7 @@ pub enum AuditCommand {
         /// Age of the oldest record kept, e.g. `90days`.
         #[arg(long)]
         older_than: String,
+        /// The database to work on.
         #[command(flatten)]
         db: DbArgs,
     },
@@ -229,6 +232,7 @@ pub enum HsmCommand {
     /// Token information and every usable key: Tezos key pairs with their pkh, AES keys with
     /// the Ethereum public keys of the given wrapped keystores they open.
     List {
+        /// The PKCS#11 module, token and PIN.
         #[command(flatten)]
         token: HsmTokenArgs,
         /// Wrapped keystore files to match against the AES keys.
@@ -240,6 +244,7 @@ pub enum HsmCommand {
     },
     /// Generate a Tezos key pair inside the HSM (non-extractable, sensitive).
     Generate {
+        /// The PKCS#11 module, token and PIN.
         #[command(flatten)]
         token: HsmTokenArgs,
         /// ed25519 (tz1), secp256k1 (tz2) or p256 (tz3).
@@ -252,6 +257,7 @@ pub enum HsmCommand {
     /// Import a Tezos secret key (e.g. from a key ceremony) as a non-extractable HSM key.
     #[command(name = "import-tezos")]
     ImportTezos {
+        /// The PKCS#11 module, token and PIN.
         #[command(flatten)]
         token: HsmTokenArgs,
         /// The secret key (`edsk…`, `spsk…`, `p2sk…`, `unencrypted:…`, `encrypted:…`), or `-`
@@ -272,6 +278,7 @@ pub enum HsmCommand {
     /// Create a non-extractable AES-256 key for wrapping BLS keystores.
     #[command(name = "create-aes-key")]
     CreateAesKey {
+        /// The PKCS#11 module, token and PIN.
         #[command(flatten)]
         token: HsmTokenArgs,
         /// CKA_LABEL for the key (must be unused).
@@ -281,6 +288,7 @@ pub enum HsmCommand {
     /// Convert an EIP-2335 keystore into a keystore wrapped under the HSM's AES key.
     #[command(name = "wrap-keystore")]
     WrapKeystore {
+        /// The PKCS#11 module, token and PIN.
         #[command(flatten)]
         token: HsmTokenArgs,
         /// The EIP-2335 keystore.
@@ -364,6 +372,7 @@ pub enum SlashingProtectionCommand {
         /// The interchange JSON file.
         #[arg(long)]
         from: PathBuf,
+        /// The database to work on.
         #[command(flatten)]
         db: DbArgs,
     },
@@ -375,18 +384,23 @@ pub enum SlashingProtectionCommand {
         /// Only these validators (comma-separated 0x-hex public keys).
         #[arg(long, value_delimiter = ',')]
         pubkeys: Option<Vec<String>>,
+        /// The database to work on.
         #[command(flatten)]
         db: DbArgs,
     },
     /// Set (`--epoch E --slot S`), remove (`--remove`) or show (no flags) the global high
     /// watermark: nothing at or above it is signed.
     HighWatermark {
+        /// Epoch of the watermark: no attestation with a source or target epoch at or above it.
         #[arg(long, requires = "slot", conflicts_with = "remove")]
         epoch: Option<u64>,
+        /// Slot of the watermark: no block at or above it.
         #[arg(long, requires = "epoch", conflicts_with = "remove")]
         slot: Option<u64>,
+        /// Remove the watermark.
         #[arg(long)]
         remove: bool,
+        /// The database to work on.
         #[command(flatten)]
         db: DbArgs,
     },
@@ -398,6 +412,7 @@ pub enum SlashingProtectionCommand {
         /// Slots per epoch of the network (32 mainnet, 16 gnosis, 8 minimal).
         #[arg(long, default_value_t = 32)]
         slots_per_epoch: u64,
+        /// The database to work on.
         #[command(flatten)]
         db: DbArgs,
     },
@@ -528,23 +543,42 @@ pub struct ServeArgs {
 /// Errors resolving the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The `--config` TOML file cannot be read, is not TOML, or has an unknown key or a
+    /// value of the wrong type.
     #[error("cannot read config file {path}: {reason}")]
-    File { path: String, reason: String },
+    File {
+        /// Path of the config file.
+        path: String,
+        /// The I/O or TOML error.
+        reason: String,
+    },
+    /// A flag's value is invalid, or flags that go together are not given together (TLS
+    /// certificate and key, `--tezos-require-authentication` without authorized keys, …).
     #[error("invalid {flag}: {reason}")]
-    Invalid { flag: &'static str, reason: String },
+    Invalid {
+        /// The flag, spelled as on the command line (`--tezos-magic-bytes`).
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// The resolved configuration of the Tezos (octez-signer) listener.
 #[derive(Debug, Clone)]
 pub struct TezosConfig {
+    /// Address of the Tezos listener (`--tezos-http-listen-host`, else the eth2 API's host).
     pub listen_host: String,
+    /// TCP port of the Tezos listener; 0 picks a free port (`--tezos-http-listen-port`, 6732).
     pub listen_port: u16,
     /// The listener was asked for explicitly (it also starts when Tezos keys are loaded).
     pub explicitly_enabled: bool,
     /// Magic bytes signed at all.
     pub magic_bytes: Vec<u8>,
+    /// Whether `GET /known_keys` lists every Tezos pkh (`--tezos-allow-list-known-keys`).
     pub allow_list_known_keys: bool,
+    /// Whether every signing request needs an `authentication` signature by an authorized key.
     pub require_authentication: bool,
+    /// File of authorized public keys (edpk/sppk/p2pk/BLpk), one per line.
     pub authorized_keys: Option<PathBuf>,
 }
 
@@ -580,12 +614,19 @@ pub fn parse_magic_bytes(list: &str) -> Result<Vec<u8>, ConfigError> {
 /// The resolved configuration of `palisade serve`.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// Address of the eth2 API listener (`--http-listen-host`, 127.0.0.1).
     pub http_listen_host: String,
+    /// TCP port of the eth2 API listener; 0 picks a free port (`--http-listen-port`, 9000).
     pub http_listen_port: u16,
+    /// Directory for palisade's own files (`--data-dir`, `./palisade-data`).
     pub data_dir: PathBuf,
+    /// Built-in network name or path of a consensus-spec `config.yaml` (`--network`, mainnet).
     pub network: String,
+    /// Where the keys come from: keystores, their passwords, YAML key configs.
     pub keys: crate::keys::KeySources,
+    /// Slashing-protection database URL (`sqlite://…` or `postgres://…`).
     pub slashing_protection_db_url: String,
+    /// PostgreSQL connection pool size (`--slashing-protection-db-pool-size`, 16).
     pub slashing_protection_db_pool_size: u32,
     /// `Some(epochs to keep, interval)` when pruning is enabled.
     pub pruning: Option<(u64, std::time::Duration)>,

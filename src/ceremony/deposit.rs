@@ -79,32 +79,54 @@ pub const MAX_DEPOSIT_AMOUNT_GWEI: u64 = 2048 * GWEI_PER_ETH;
 /// Errors building, reading or checking deposit data. They never contain key material.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DepositError {
+    /// A withdrawal address that is not `0x` and 40 hex digits (the text given).
     #[error("withdrawal address must be 0x followed by 40 hex digits, got {0:?}")]
     InvalidAddress(String),
+    /// A mixed-case withdrawal address that is not its EIP-55 checksum spelling.
     #[error("withdrawal address {given} has a bad EIP-55 checksum (expected {expected})")]
-    AddressChecksum { given: String, expected: String },
+    AddressChecksum {
+        /// The address as given.
+        given: String,
+        /// Its EIP-55 spelling, `0x` and 40 hex digits.
+        expected: String,
+    },
+    /// A network name not in [`BUILT_IN_DEPOSIT_NETWORKS`] (the name given).
     #[error(
         "network {0:?} is not one ethstaker-deposit 1.3.1 knows (mainnet, sepolia, hoodi, \
          plataberget, ephemery, gnosis, chiado); use a custom network for devnets"
     )]
     UnknownNetwork(String),
+    /// 32-byte withdrawal credentials (hex, without `0x`) that are not `0x01`/`0x02`, 11 zero
+    /// bytes and a 20-byte execution address.
     #[error(
         "withdrawal credentials 0x{0} are not 0x01/0x02 followed by 11 zero bytes and an address"
     )]
     WithdrawalCredentials(String),
+    /// A deposit amount outside [`MIN_DEPOSIT_AMOUNT_GWEI`]..=[`MAX_DEPOSIT_AMOUNT_GWEI`].
     #[error(
         "deposit amount {amount} Gwei is outside {min}..={max} Gwei (1 to 2048 ETH)",
         min = MIN_DEPOSIT_AMOUNT_GWEI,
         max = MAX_DEPOSIT_AMOUNT_GWEI
     )]
-    AmountOutOfRange { amount: u64 },
+    AmountOutOfRange {
+        /// The amount given, in Gwei.
+        amount: u64,
+    },
+    /// A `0x01` deposit of another amount than [`ACTIVATION_AMOUNT_GWEI`] (the amount in Gwei).
     #[error(
         "a 0x01 (execution address) deposit must be exactly {ACTIVATION_AMOUNT_GWEI} Gwei \
          (32 ETH), got {0}; use 0x02 (compounding) credentials for other amounts"
     )]
     Eth1AddressAmount(u64),
+    /// A datum's `deposit_message_root` or `deposit_data_root` differs from the root
+    /// recomputed from its fields.
     #[error("deposit datum field {field} does not match its recomputed value")]
-    Mismatch { field: &'static str },
+    Mismatch {
+        /// The field that differs (`deposit_message_root`, `deposit_data_root`).
+        field: &'static str,
+    },
+    /// A datum's signature does not verify for its pubkey over the deposit signing root, or
+    /// is not a valid BLS signature or public key (the reason).
     #[error("deposit signature does not verify: {0}")]
     Signature(String),
 }

@@ -11,12 +11,18 @@ pub const ETH2_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 /// Errors of the BLS layer. They never contain key material.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BlsError {
+    /// A secret key that is not 32 bytes (the length given).
     #[error("secret key must be 32 bytes, got {0}")]
     SecretKeyLength(usize),
+    /// A 32-byte secret key that is zero or not below the BLS12-381 group order.
     #[error("secret key is zero or not below the group order")]
     InvalidSecretKey,
+    /// A public key that is not a 48-byte compressed G1 point (wrong length, not on the curve,
+    /// not in the subgroup, or the point at infinity).
     #[error("public key is not a valid compressed G1 point")]
     InvalidPublicKey,
+    /// A signature that is not a 96-byte compressed G2 point (wrong length, not on the curve,
+    /// not in the subgroup, or the point at infinity).
     #[error("signature is not a valid compressed G2 point")]
     InvalidSignature,
 }

@@ -90,34 +90,51 @@ pub fn check_pbkdf2_params(c: u64) -> Result<(), KeystoreError> {
 /// Why a keystore cannot be decrypted. Messages name the problem, never the secret or password.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeystoreError {
+    /// Not EIP-2335 JSON: invalid JSON, a missing `crypto`, `crypto.kdf`, `crypto.checksum`,
+    /// `crypto.cipher` or `crypto.kdf.params` section, or over [`MAX_KEYSTORE_BYTES`].
     #[error("not a keystore: {0}")]
     Malformed(String),
+    /// `version` is not 4 (the version found).
     #[error("unsupported keystore version {0} (EIP-2335 version 4 expected)")]
     UnsupportedVersion(u64),
+    /// The keystore has no `version`.
     #[error("missing `version` (EIP-2335 version 4 expected)")]
     MissingVersion,
+    /// `crypto.kdf.function` is neither `scrypt` nor `pbkdf2` (the function found).
     #[error("unsupported KDF function `{0}` (scrypt or pbkdf2 expected)")]
     UnsupportedKdf(String),
+    /// The PBKDF2 `prf` is not `hmac-sha256` (the PRF found, empty when missing).
     #[error("unsupported PBKDF2 PRF `{0}` (hmac-sha256 expected)")]
     UnsupportedPrf(String),
+    /// The KDF `dklen` is not 32 bytes (the length found).
     #[error("unsupported KDF dklen {0} (32 expected)")]
     UnsupportedDkLen(u64),
+    /// A KDF parameter is missing or invalid: scrypt `n` not a power of two above 1, `r` or
+    /// `p` of 0, PBKDF2 `c` of 0, or a value scrypt rejects.
     #[error("invalid KDF parameters: {0}")]
     InvalidKdfParams(String),
     /// The KDF parameters are over palisade's ceilings (see the module documentation); the
     /// keystore is refused before any derivation.
     #[error("KDF parameters over palisade's ceiling: {0}")]
     KdfCeiling(String),
+    /// `crypto.checksum.function` is not `sha256` (the function found).
     #[error("unsupported checksum function `{0}` (sha256 expected)")]
     UnsupportedChecksum(String),
+    /// `crypto.cipher.function` is not `aes-128-ctr` (the function found).
     #[error("unsupported cipher function `{0}` (aes-128-ctr expected)")]
     UnsupportedCipher(String),
+    /// A hex field (the KDF `salt`, the cipher or checksum `message`, a 16-byte cipher `iv`)
+    /// is missing or not hex; names the field.
     #[error("invalid hex in `{0}`")]
     InvalidHex(&'static str),
+    /// SHA-256 of the derived key's bytes 16..32 and the ciphertext differs from
+    /// `crypto.checksum.message`: a wrong password or a corrupted keystore.
     #[error("checksum mismatch: wrong password or corrupted keystore")]
     ChecksumMismatch,
+    /// The decrypted secret is not 32 bytes, or is zero or not below the BLS12-381 group order.
     #[error("decrypted secret is not a valid BLS secret key")]
     InvalidSecret,
+    /// The decrypted key's 48-byte public key differs from the keystore's `pubkey`.
     #[error("decrypted key's public key does not match the keystore's `pubkey`")]
     PubkeyMismatch,
 }

@@ -17,12 +17,19 @@ use super::containers::Version;
 /// Consensus forks in order of activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ForkName {
+    /// Phase0, the genesis fork (`GENESIS_FORK_VERSION`, epoch 0).
     Phase0,
+    /// Altair: sync committees (`ALTAIR_FORK_VERSION`, `ALTAIR_FORK_EPOCH`).
     Altair,
+    /// Bellatrix: the Merge, execution payloads in blocks.
     Bellatrix,
+    /// Capella: withdrawals; from Deneb on its fork version signs every exit (EIP-7044).
     Capella,
+    /// Deneb: blobs (EIP-4844); voluntary exits stay in the Capella domain (EIP-7044).
     Deneb,
+    /// Electra: attestations with `committee_bits` (EIP-7549, `AttestationElectra`).
     Electra,
+    /// Fulu: PeerDAS (EIP-7594).
     Fulu,
 }
 
@@ -63,15 +70,31 @@ impl ForkName {
 /// Errors reading a network name or config file.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
+    /// The config file cannot be read (missing, unreadable, not UTF-8).
     #[error("cannot read network config {path}: {source}")]
     Read {
+        /// The path of the config file.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The config is not valid YAML, or not a mapping.
     #[error("network config {name} is not valid YAML: {reason}")]
-    Yaml { name: String, reason: String },
+    Yaml {
+        /// The network name or path given.
+        name: String,
+        /// The YAML parser's message.
+        reason: String,
+    },
+    /// A key is missing or malformed: no `GENESIS_FORK_VERSION`, a fork version that is
+    /// not 4 hex bytes, a fork epoch that is not a `u64`, an unknown `PRESET_BASE`.
     #[error("network config {name}: {reason}")]
-    Invalid { name: String, reason: String },
+    Invalid {
+        /// The network name or path given.
+        name: String,
+        /// Which key is wrong, and its value.
+        reason: String,
+    },
 }
 
 /// A config's `PRESET_BASE`: which consensus-specs preset sizes its SSZ types.

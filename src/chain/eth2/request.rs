@@ -14,27 +14,51 @@ use super::signing::{compute_domain, compute_signing_root, domain, fork_version_
 /// Why a request body cannot be signed. Every variant is a client error (HTTP 400).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
+    /// The body is not JSON (the parser's message).
     #[error("request body is not valid JSON: {0}")]
     NotJson(String),
+    /// The body has no `type` field.
     #[error("missing field `type`")]
     MissingType,
+    /// `type` is not one of the Web3Signer eth2 signing types (`BLOCK_V2`, `ATTESTATION`, …).
     #[error("unknown signing type `{0}`")]
     UnknownType(String),
+    /// A field is missing or malformed for the `type` (wrong hex length, non-decimal
+    /// `uint64`, a list over its SSZ limit, an unknown block `version`, no `fork_info`).
     #[error("invalid field `{path}`: {reason}")]
-    InvalidField { path: String, reason: String },
+    InvalidField {
+        /// Dotted JSON path of the field (`fork_info.fork.epoch`, `beacon_block.block.slot`).
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request's `signingRoot` differs from the signing root computed from the body.
     #[error(
         "signingRoot {sent} does not match the signing root {computed} computed from the request"
     )]
-    SigningRootMismatch { sent: String, computed: String },
+    SigningRootMismatch {
+        /// The `signingRoot` sent, `0x`-hex (32 bytes).
+        sent: String,
+        /// The signing root palisade computed, `0x`-hex (32 bytes).
+        computed: String,
+    },
 }
 
 /// The slashable part of a message: what slashing protection checks and records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtectedMessage {
     /// A block proposal at `slot`.
-    Block { slot: u64 },
+    Block {
+        /// Slot of the proposed block.
+        slot: u64,
+    },
     /// An attestation from `source` to `target` epoch.
-    Attestation { source: u64, target: u64 },
+    Attestation {
+        /// Source epoch (`AttestationData.source.epoch`).
+        source: u64,
+        /// Target epoch (`AttestationData.target.epoch`).
+        target: u64,
+    },
 }
 
 /// What to sign: the 32-byte signing root, and for blocks and attestations the data that
@@ -66,7 +90,10 @@ struct Common {
 /// `fork_info` of a request.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ForkInfo {
+    /// The fork at the message's epoch: previous and current fork version, and the epoch
+    /// between them.
     pub fork: Fork,
+    /// 32-byte genesis validators root of the chain, part of every domain.
     pub genesis_validators_root: Root,
 }
 

@@ -107,10 +107,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| ProtectionError::Unavailable(format!("migration failed: {e}")))?;
+        Sqlite::migrate(&MIGRATOR, &pool).await?;
         Ok(SqliteStore {
             pool,
             validator_ids: RwLock::new(HashMap::new()),

@@ -69,10 +69,7 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         // Several instances may start together: migrations take their own advisory lock.
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| ProtectionError::Unavailable(format!("migration failed: {e}")))?;
+        Postgres::migrate(&MIGRATOR, &pool).await?;
         let bound_root = Arc::new(OnceLock::new());
         let (queue, jobs) = mpsc::unbounded_channel();
         let jobs = Arc::new(tokio::sync::Mutex::new(jobs));

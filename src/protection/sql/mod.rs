@@ -40,6 +40,7 @@ pub(crate) const AUDIT_PRUNE_CHUNK: u64 = 5000;
 /// else is inherited.
 pub(crate) trait Sql: Database
 where
+    Self::Connection: sqlx::migrate::Migrate,
     for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
     Self::Arguments: IntoArguments<Self>,
     for<'t> i64: Encode<'t, Self> + Type<Self>,
@@ -70,6 +71,20 @@ where
         conn: &mut Self::Connection,
         entries: &[AuditEntry],
     ) -> Result<(), sqlx::Error>;
+
+    /// Applies the store's migrations (`migrations/<store>/`) that `pool`'s database lacks.
+    ///
+    /// # Errors
+    /// [`ProtectionError::Unavailable`] (`migration failed: …`).
+    async fn migrate(
+        migrator: &sqlx::migrate::Migrator,
+        pool: &sqlx::Pool<Self>,
+    ) -> Result<(), ProtectionError> {
+        migrator
+            .run(pool)
+            .await
+            .map_err(|e| ProtectionError::Unavailable(format!("migration failed: {e}")))
+    }
 
     /// [`Sql::insert_audit`] of one entry in `tx`, then commits.
     ///

@@ -1,6 +1,7 @@
-//! Slashing protection at the store level, on SQLite and on PostgreSQL (`DATABASE_URL`):
-//! the EIP-3076 interchange test suite from `tests/vectors/slashing-interchange/`,
-//! malformed imports, export round trips, the high watermark and pruning.
+//! Slashing protection at the store level, on every registered store (SQLite, and PostgreSQL
+//! at `DATABASE_URL`; see `common::store_suite!`): the EIP-3076 interchange test suite from
+//! `tests/vectors/slashing-interchange/`, malformed imports, export round trips, the high
+//! watermark and pruning, audit rows, disabled validators.
 
 mod common;
 
@@ -45,7 +46,7 @@ fn num(v: &Value) -> u64 {
 
 /// Runs every interchange test file on `backend`; returns the checks where palisade chose
 /// the stricter answer (minimal refuses, complete allows, palisade refused).
-fn interchange_suite(backend: Backend) -> Option<Vec<String>> {
+fn interchange_checks(backend: Backend) -> Option<Vec<String>> {
     let dir = common::vectors_dir().join("slashing-interchange");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -148,20 +149,11 @@ fn interchange_suite(backend: Backend) -> Option<Vec<String>> {
     Some(stricter)
 }
 
-#[test]
-fn interchange_suite_sqlite() {
-    let stricter = interchange_suite(Backend::Sqlite).unwrap();
-    println!(
-        "SQLite: {} checks answered with the stricter choice: {stricter:#?}",
-        stricter.len()
-    );
-}
-
-#[test]
-fn interchange_suite_postgres() {
-    if let Some(stricter) = interchange_suite(Backend::Postgres) {
+/// The interchange suite on `backend`, printing the checks answered with the stricter choice.
+fn interchange_suite(backend: Backend) {
+    if let Some(stricter) = interchange_checks(backend) {
         println!(
-            "PostgreSQL: {} checks answered with the stricter choice: {stricter:#?}",
+            "{backend:?}: {} checks answered with the stricter choice: {stricter:#?}",
             stricter.len()
         );
     }
@@ -252,16 +244,6 @@ fn malformed_imports_change_nothing(backend: Backend) {
     ));
 }
 
-#[test]
-fn malformed_imports_change_nothing_sqlite() {
-    malformed_imports_change_nothing(Backend::Sqlite);
-}
-
-#[test]
-fn malformed_imports_change_nothing_postgres() {
-    malformed_imports_change_nothing(Backend::Postgres);
-}
-
 fn export_round_trip_and_import_watermarks(backend: Backend) {
     let tmp = tempfile::tempdir().unwrap();
     let Some(db) = fresh_db(backend, tmp.path()) else {
@@ -336,16 +318,6 @@ fn export_round_trip_and_import_watermarks(backend: Backend) {
         matches!(r, Err(ProtectionError::Slashable(_))),
         "source below the imported minimum: {r:?}"
     );
-}
-
-#[test]
-fn export_round_trip_and_import_watermarks_sqlite() {
-    export_round_trip_and_import_watermarks(Backend::Sqlite);
-}
-
-#[test]
-fn export_round_trip_and_import_watermarks_postgres() {
-    export_round_trip_and_import_watermarks(Backend::Postgres);
 }
 
 fn high_watermark_and_pruning(backend: Backend) {
@@ -469,16 +441,6 @@ fn high_watermark_and_pruning(backend: Backend) {
     .unwrap();
 }
 
-#[test]
-fn high_watermark_and_pruning_sqlite() {
-    high_watermark_and_pruning(Backend::Sqlite);
-}
-
-#[test]
-fn high_watermark_and_pruning_postgres() {
-    high_watermark_and_pruning(Backend::Postgres);
-}
-
 /// Concurrent decisions for several validators (PostgreSQL decides them in group-commit
 /// batches): every decision has exactly one audit row, signed rows match the records, and
 /// the per-key totals add up; a refusal changes no protection record.
@@ -575,16 +537,6 @@ fn audit_rows_match_decisions(backend: Backend) {
     assert_eq!(rt.block_on(store.key_activity()).unwrap(), activity);
 }
 
-#[test]
-fn audit_rows_match_decisions_sqlite() {
-    audit_rows_match_decisions(Backend::Sqlite);
-}
-
-#[test]
-fn audit_rows_match_decisions_postgres() {
-    audit_rows_match_decisions(Backend::Postgres);
-}
-
 /// A disabled validator is refused (and the refusal audited) until it is enabled again; its
 /// records are kept.
 fn disabled_validators_are_refused(backend: Backend) {
@@ -647,12 +599,11 @@ fn disabled_validators_are_refused(backend: Backend) {
         .unwrap();
 }
 
-#[test]
-fn disabled_validators_are_refused_sqlite() {
-    disabled_validators_are_refused(Backend::Sqlite);
-}
-
-#[test]
-fn disabled_validators_are_refused_postgres() {
-    disabled_validators_are_refused(Backend::Postgres);
-}
+common::store_suite!(
+    interchange_suite,
+    malformed_imports_change_nothing,
+    export_round_trip_and_import_watermarks,
+    high_watermark_and_pruning,
+    audit_rows_match_decisions,
+    disabled_validators_are_refused,
+);

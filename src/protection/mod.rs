@@ -9,6 +9,7 @@ pub mod outcome;
 pub mod postgres;
 pub mod release;
 pub mod rules;
+pub(crate) mod sql;
 pub mod sqlite;
 pub mod watermark;
 
@@ -69,7 +70,8 @@ pub struct ValidatorHistory {
     pub watermarks: LowWatermarks,
 }
 
-/// The slashing-protection record. Implementations: [`sqlite::SqliteStore`].
+/// The slashing-protection record. Implementations: [`sqlite::SqliteStore`],
+/// [`postgres::PostgresStore`]; [`open`] picks one by URL scheme.
 #[async_trait]
 pub trait ProtectionStore: Send + Sync {
     /// Makes sure every 48-byte public key has a validator row (idempotent, one statement per key,
@@ -323,11 +325,6 @@ pub async fn export(
     Ok(interchange::build(root, out))
 }
 
-/// A 32-byte root from a nullable BLOB/BYTEA column (`None` for NULL or a wrong length).
-pub(crate) fn root_of(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
-    v.and_then(|b| b.try_into().ok())
-}
-
 /// Refuses a genesis validators root other than the one the database is bound to.
 pub(crate) fn check_root(bound: &[u8; 32], requested: &[u8; 32]) -> Result<(), ProtectionError> {
     if bound == requested {
@@ -340,25 +337,6 @@ pub(crate) fn check_root(bound: &[u8; 32], requested: &[u8; 32]) -> Result<(), P
     }
 }
 
-/// A `tezos_high_watermarks` row as selected by both stores: `(level, round, payload_hash,
-/// signature)`.
-pub(crate) type MarkRow = (i64, i64, Vec<u8>, Vec<u8>);
-
-/// The mark in a [`MarkRow`].
-///
-/// # Errors
-/// [`ProtectionError::Unavailable`] for a row the schema's checks should have prevented.
-pub(crate) fn mark_of(row: MarkRow) -> Result<TezosMark, ProtectionError> {
-    let (level, round, hash, signature) = row;
-    let corrupt = || ProtectionError::Unavailable("corrupt tezos_high_watermarks row".into());
-    Ok(TezosMark {
-        level: u32::try_from(level).map_err(|_| corrupt())?,
-        round: u32::try_from(round).map_err(|_| corrupt())?,
-        payload_hash: hash.try_into().map_err(|_| corrupt())?,
-        signature,
-    })
-}
-
 /// Converts a slot or epoch to the database's signed 64-bit integer.
 ///
 /// # Errors
@@ -367,8 +345,53 @@ pub fn to_db(value: u64, what: &'static str) -> Result<i64, ProtectionError> {
     i64::try_from(value).map_err(|_| ProtectionError::OutOfRange(what))
 }
 
-/// Opens the store named by a database URL: `sqlite://PATH` (created if missing) or
-/// `postgres://…` (pool of `pool_size` connections).
+/// What a registered store's opener returns: the store, shared, once it is open.
+pub type OpenedStore<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<std::sync::Arc<dyn ProtectionStore>, ProtectionError>,
+            > + Send
+            + 'a,
+    >,
+>;
+
+/// Opens a store from its full database URL and a connection pool size (a store that has no
+/// pool of that kind ignores the size).
+pub type Opener = for<'a> fn(&'a str, u32) -> OpenedStore<'a>;
+
+/// The stores [`open`] can open, by URL scheme (the URL's text before its first `:`). A new
+/// store is one module and one line here.
+const STORES: &[(&str, Opener)] = &[
+    ("sqlite", open_sqlite),
+    ("postgres", open_postgres),
+    ("postgresql", open_postgres),
+];
+
+fn open_sqlite(url: &str, _pool_size: u32) -> OpenedStore<'_> {
+    Box::pin(async move {
+        let store: std::sync::Arc<dyn ProtectionStore> =
+            std::sync::Arc::new(sqlite::SqliteStore::open(url).await?);
+        Ok(store)
+    })
+}
+
+fn open_postgres(url: &str, pool_size: u32) -> OpenedStore<'_> {
+    Box::pin(async move {
+        let store: std::sync::Arc<dyn ProtectionStore> =
+            std::sync::Arc::new(postgres::PostgresStore::open(url, pool_size).await?);
+        Ok(store)
+    })
+}
+
+/// The URL schemes of the registered stores (`sqlite`, `postgres`, `postgresql`), in
+/// registry order; tests use it to check that every store runs the protection suite.
+pub fn store_schemes() -> impl Iterator<Item = &'static str> {
+    STORES.iter().map(|(scheme, _)| *scheme)
+}
+
+/// Opens the store named by a database URL, picked by its scheme from the registered stores:
+/// `sqlite://PATH` (created if missing) or `postgres://…` / `postgresql://…` (pool of
+/// `pool_size` connections).
 ///
 /// # Errors
 /// [`ProtectionError::Unavailable`] if the database cannot be opened or migrated, or the URL
@@ -377,16 +400,17 @@ pub async fn open(
     url: &str,
     pool_size: u32,
 ) -> Result<std::sync::Arc<dyn ProtectionStore>, ProtectionError> {
-    if url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(std::sync::Arc::new(
-            postgres::PostgresStore::open(url, pool_size).await?,
-        ))
-    } else {
-        Err(ProtectionError::Unavailable(format!(
+    let opener = url.split_once(':').and_then(|(scheme, _)| {
+        STORES
+            .iter()
+            .find(|(registered, _)| *registered == scheme)
+            .map(|(_, opener)| opener)
+    });
+    match opener {
+        Some(opener) => opener(url, pool_size).await,
+        None => Err(ProtectionError::Unavailable(format!(
             "unsupported slashing protection database URL scheme in `{}` (sqlite:// or postgres:// expected)",
             url.split(':').next().unwrap_or_default()
-        )))
+        ))),
     }
 }

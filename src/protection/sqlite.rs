@@ -2,7 +2,9 @@
 //! (a commit is on disk before it returns), migrations from `migrations/sqlite/`.
 //!
 //! Writers take the database lock at `BEGIN IMMEDIATE`, so check-and-record transactions
-//! are serialised and never fail on a lock upgrade.
+//! are serialised and never fail on a lock upgrade. The statements and flows it shares with
+//! PostgreSQL are in [`super::sql`]; what is here is the opening, the writer lock and the
+//! one-message check-and-record.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -12,27 +14,61 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::chain::tezos::payload::ConsensusKind;
 
-use super::audit::{
-    self, ActivityRow, AuditDbRow, AuditEntry, AuditRecord, KeyActivity, activity_columns,
-    audit_columns, db_int,
-};
-use super::interchange::{
-    IMPORT_BATCH_RECORDS, InterchangeError, PreparedImport, merge_watermarks,
-};
+use super::audit::{AuditEntry, AuditRecord, KeyActivity, db_int};
+use super::interchange::PreparedImport;
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
-use super::watermark::{self, TezosMark, TezosWatermarkRequest, WatermarkDecision};
+use super::sql::{self, Keep, Sql, rows};
+use super::watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision};
 use super::{
-    ImportSummary, MarkRow, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
-    ValidatorHistory, check_root, mark_of, root_of, to_db,
+    ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
+    ValidatorHistory, check_root, to_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl Sql for Sqlite {
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    /// One insert per entry; the `audit_log_key_activity` trigger adds each to its key's
+    /// totals.
+    async fn insert_audit(
+        conn: &mut SqliteConnection,
+        entries: &[AuditEntry],
+    ) -> Result<(), sqlx::Error> {
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO audit_log (time_ms, chain, key, kind, slot, epoch, source_epoch, level, round,
+                                        signing_root, decision, reason, caller)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(e.time_ms)
+            .bind(e.chain.as_str())
+            .bind(&e.key)
+            .bind(&e.kind)
+            .bind(db_int(e.slot))
+            .bind(db_int(e.epoch))
+            .bind(db_int(e.source_epoch))
+            .bind(e.level.map(i64::from))
+            .bind(e.round.map(i64::from))
+            .bind(e.signing_root.map(|r| r.to_vec()))
+            .bind(e.decision.as_str())
+            .bind(e.reason.as_deref())
+            .bind(e.caller.as_deref())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
 
 /// SQLite-backed slashing protection.
 pub struct SqliteStore {
@@ -44,61 +80,8 @@ pub struct SqliteStore {
     writer: tokio::sync::Mutex<()>,
 }
 
-/// A row `(slot, signing_root)` of `signed_blocks`.
-fn block_row(r: SqliteRow) -> SignedBlock {
-    SignedBlock {
-        slot: r.get::<i64, _>(0) as u64,
-        signing_root: root_of(r.get(1)),
-    }
-}
-
-/// A row `(source_epoch, target_epoch, signing_root)` of `signed_attestations`.
-/// The low watermarks in three columns of `r` from `first` on (see [`LowWatermarks::from_columns`]).
-fn low_of(r: &SqliteRow, first: usize) -> LowWatermarks {
-    LowWatermarks::from_columns(std::array::from_fn(|k| r.get::<Option<i64>, _>(first + k)))
-}
-
-fn attestation_row(r: SqliteRow) -> SignedAttestation {
-    SignedAttestation {
-        source_epoch: r.get::<i64, _>(0) as u64,
-        target_epoch: r.get::<i64, _>(1) as u64,
-        signing_root: root_of(r.get(2)),
-    }
-}
-
-/// Inserts audit entries inside the caller's transaction; the `audit_log_key_activity` trigger
-/// adds them to their keys' totals.
-async fn insert_audit(
-    conn: &mut SqliteConnection,
-    entries: &[AuditEntry],
-) -> Result<(), sqlx::Error> {
-    for e in entries {
-        sqlx::query(
-            "INSERT INTO audit_log (time_ms, chain, key, kind, slot, epoch, source_epoch, level, round,
-                                    signing_root, decision, reason, caller)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.time_ms)
-        .bind(e.chain.as_str())
-        .bind(&e.key)
-        .bind(&e.kind)
-        .bind(db_int(e.slot))
-        .bind(db_int(e.epoch))
-        .bind(db_int(e.source_epoch))
-        .bind(e.level.map(i64::from))
-        .bind(e.round.map(i64::from))
-        .bind(e.signing_root.map(|r| r.to_vec()))
-        .bind(e.decision.as_str())
-        .bind(e.reason.as_deref())
-        .bind(e.caller.as_deref())
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-const SELECT_MARK: &str = "SELECT level, round, payload_hash, signature FROM tezos_high_watermarks
-     WHERE chain_id = ? AND pkh = ? AND kind = ?";
+/// The writer lock of a [`SqliteStore`], held while its transaction is open.
+type WriterGuard<'a> = tokio::sync::MutexGuard<'a, ()>;
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://PATH` URL and applies migrations.
@@ -124,16 +107,21 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| ProtectionError::Unavailable(format!("migration failed: {e}")))?;
+        Sqlite::migrate(&MIGRATOR, &pool).await?;
         Ok(SqliteStore {
             pool,
             validator_ids: RwLock::new(HashMap::new()),
             bound_root: OnceLock::new(),
             writer: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Takes the writer lock, then the database's (`BEGIN IMMEDIATE`). Dropping the
+    /// transaction rolls it back; drop it before the guard.
+    async fn write(&self) -> Result<(WriterGuard<'_>, Transaction<'static, Sqlite>), sqlx::Error> {
+        let writer = self.writer.lock().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok((writer, tx))
     }
 
     /// The protection transaction of [`ProtectionStore::check_record_and_audit`]: decides,
@@ -150,9 +138,8 @@ impl SqliteStore {
             check_root(bound, &genesis_validators_root)?;
         }
         let cached_id = self.validator_ids.read().get(public_key).copied();
-        let _writer = self.writer.lock().await;
         // Any early return drops `tx`, which rolls back: nothing is written on error.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (_writer, mut tx) = self.write().await?;
         self.bind_genesis(&mut tx, genesis_validators_root).await?;
         let validator = match cached_id {
             Some(id) => id,
@@ -169,21 +156,21 @@ impl SqliteStore {
             ProtectedMessage::Block { slot } => {
                 let db_slot = to_db(slot, "slot")?;
                 rules::check_block_high_watermark(high.as_ref(), slot)?;
-                let existing = sqlx::query(
-                    "SELECT signing_root FROM signed_blocks WHERE validator_id = ? AND slot = ?",
+                let existing: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+                    "SELECT signing_root FROM signed_blocks WHERE validator_id = $1 AND slot = $2",
                 )
                 .bind(validator)
                 .bind(db_slot)
                 .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| SignedBlock {
+                .await?;
+                let existing = existing.map(|root| SignedBlock {
                     slot,
-                    signing_root: root_of(r.get(0)),
+                    signing_root: rows::root_of(root),
                 });
                 let decision =
                     rules::check_block(existing.as_ref(), &watermarks, slot, signing_root)?;
                 if decision == Decision::SignAndRecord {
-                    sqlx::query("INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?, ?, ?)")
+                    sqlx::query("INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES ($1, $2, $3)")
                         .bind(validator)
                         .bind(db_slot)
                         .bind(signing_root.as_slice())
@@ -198,12 +185,12 @@ impl SqliteStore {
                 rules::check_attestation_high_watermark(high.as_ref(), source, target)?;
                 // Same target, or in a surround relation either way. Any surround row is a
                 // violation on its own, so a small LIMIT cannot hide a conflict.
-                let rows = sqlx::query(
+                let rows: Vec<rows::AttestationRow> = sqlx::query_as(
                     "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations
-                     WHERE validator_id = ?1 AND (target_epoch = ?3
-                        OR (source_epoch > ?2 AND target_epoch < ?3)
-                        OR (source_epoch < ?2 AND target_epoch > ?3))
-                     ORDER BY target_epoch = ?3 DESC LIMIT 8",
+                     WHERE validator_id = $1 AND (target_epoch = $3
+                        OR (source_epoch > $2 AND target_epoch < $3)
+                        OR (source_epoch < $2 AND target_epoch > $3))
+                     ORDER BY target_epoch = $3 DESC LIMIT 8",
                 )
                 .bind(validator)
                 .bind(s)
@@ -211,7 +198,7 @@ impl SqliteStore {
                 .fetch_all(&mut *tx)
                 .await?;
                 let candidates: Vec<SignedAttestation> =
-                    rows.into_iter().map(attestation_row).collect();
+                    rows.into_iter().map(rows::attestation_of).collect();
                 let decision = rules::check_attestation(
                     &candidates,
                     &watermarks,
@@ -222,7 +209,7 @@ impl SqliteStore {
                 if decision == Decision::SignAndRecord {
                     sqlx::query(
                         "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
-                         VALUES (?, ?, ?, ?)",
+                         VALUES ($1, $2, $3, $4)",
                     )
                     .bind(validator)
                     .bind(s)
@@ -234,7 +221,7 @@ impl SqliteStore {
                 decision
             }
         };
-        insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        Sqlite::insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await?;
         let _ = self.bound_root.set(genesis_validators_root);
         if cached_id.is_none() {
@@ -243,37 +230,20 @@ impl SqliteStore {
         Ok(decision)
     }
 
+    /// The validator's id, inserting its row first if it is new (inside the caller's
+    /// transaction, which holds the writer lock).
     async fn validator_id(
         conn: &mut SqliteConnection,
         public_key: &[u8; 48],
     ) -> Result<i64, ProtectionError> {
         sqlx::query(
-            "INSERT INTO validators (public_key) VALUES (?) ON CONFLICT (public_key) DO NOTHING",
+            "INSERT INTO validators (public_key) VALUES ($1) ON CONFLICT (public_key) DO NOTHING",
         )
         .bind(public_key.as_slice())
         .execute(&mut *conn)
         .await?;
-        let id: i64 = sqlx::query_scalar("SELECT id FROM validators WHERE public_key = ?")
-            .bind(public_key.as_slice())
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(id)
-    }
-
-    async fn watermarks(
-        conn: &mut SqliteConnection,
-        validator: i64,
-    ) -> Result<LowWatermarks, ProtectionError> {
-        let row = sqlx::query(
-            "SELECT slot, source_epoch, target_epoch FROM low_watermarks WHERE validator_id = ?",
-        )
-        .bind(validator)
-        .fetch_optional(&mut *conn)
-        .await?;
-        Ok(match row {
-            None => LowWatermarks::default(),
-            Some(r) => low_of(&r, 0),
-        })
+        let id = Sqlite::validator_id_of(conn, public_key).await?;
+        Ok(id.ok_or(sqlx::Error::RowNotFound)?)
     }
 
     /// The validator's low watermarks, the global high watermark and whether the validator
@@ -283,55 +253,23 @@ impl SqliteStore {
         conn: &mut SqliteConnection,
         validator: i64,
     ) -> Result<(LowWatermarks, Option<HighWatermark>, bool), ProtectionError> {
-        let r = sqlx::query(
+        let r: SqliteRow = sqlx::query(
             "SELECT hw.epoch, hw.slot, v.enabled, lw.slot, lw.source_epoch, lw.target_epoch
              FROM (SELECT 1) AS one
-             LEFT JOIN low_watermarks lw ON lw.validator_id = ?1
+             LEFT JOIN low_watermarks lw ON lw.validator_id = $1
              LEFT JOIN high_watermark hw ON hw.id = 1
-             LEFT JOIN validators v ON v.id = ?1",
+             LEFT JOIN validators v ON v.id = $1",
         )
         .bind(validator)
         .fetch_one(&mut *conn)
         .await?;
-        let low = low_of(&r, 3);
+        let low = LowWatermarks::from_columns(std::array::from_fn(|k| r.get(3 + k)));
         let high = match (r.get::<Option<i64>, _>(0), r.get::<Option<i64>, _>(1)) {
-            (Some(epoch), Some(slot)) => Some(HighWatermark {
-                epoch: epoch as u64,
-                slot: slot as u64,
-            }),
+            (Some(epoch), Some(slot)) => Some(rows::high_of((epoch, slot))),
             _ => None,
         };
         let enabled = r.get::<Option<i64>, _>(2).unwrap_or(1) != 0;
         Ok((low, high, enabled))
-    }
-
-    async fn high(conn: &mut SqliteConnection) -> Result<Option<HighWatermark>, ProtectionError> {
-        let row = sqlx::query("SELECT epoch, slot FROM high_watermark WHERE id = 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-        Ok(row.map(|r| HighWatermark {
-            epoch: r.get::<i64, _>(0) as u64,
-            slot: r.get::<i64, _>(1) as u64,
-        }))
-    }
-
-    async fn set_watermarks(
-        conn: &mut SqliteConnection,
-        validator: i64,
-        w: &LowWatermarks,
-    ) -> Result<(), ProtectionError> {
-        let c = w.columns();
-        sqlx::query(
-            "INSERT INTO low_watermarks (validator_id, slot, source_epoch, target_epoch) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (validator_id) DO UPDATE SET slot = ?2, source_epoch = ?3, target_epoch = ?4",
-        )
-        .bind(validator)
-        .bind(c[0])
-        .bind(c[1])
-        .bind(c[2])
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
     }
 
     /// One import transaction: binds (or checks) the genesis validators root, then merges
@@ -340,65 +278,21 @@ impl SqliteStore {
         &self,
         prepared: &PreparedImport,
     ) -> Result<ImportSummary, ProtectionError> {
-        let _writer = self.writer.lock().await;
-
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        match self
-            .bind_genesis(&mut tx, prepared.genesis_validators_root)
+        let (_writer, mut tx) = self.write().await?;
+        self.bind_genesis(&mut tx, prepared.genesis_validators_root)
             .await
-        {
-            Ok(()) => {}
-            Err(ProtectionError::GenesisMismatch { requested, bound }) => {
-                return Err(InterchangeError::GenesisMismatch {
-                    file: requested,
-                    database: bound,
-                }
-                .into());
-            }
-            Err(e) => return Err(e),
-        }
-        let mut summary = ImportSummary::default();
+            .map_err(sql::import_error)?;
         for v in &prepared.validators {
             let id = Self::validator_id(&mut tx, &v.pubkey).await?;
-            for b in &v.blocks {
-                sqlx::query(
-                    "INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (validator_id, slot) DO UPDATE SET signing_root =
-                       CASE WHEN signed_blocks.signing_root IS excluded.signing_root THEN signed_blocks.signing_root ELSE NULL END",
-                )
-                .bind(id)
-                .bind(b.slot as i64)
-                .bind(b.signing_root.map(|r| r.to_vec()))
-                .execute(&mut *tx)
-                .await?;
-            }
-            for a in &v.attestations {
-                sqlx::query(
-                    "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (validator_id, target_epoch, source_epoch) DO UPDATE SET
-                       signing_root = CASE WHEN signed_attestations.signing_root IS excluded.signing_root
-                                      THEN signed_attestations.signing_root ELSE NULL END",
-                )
-                .bind(id)
-                .bind(a.source_epoch as i64)
-                .bind(a.target_epoch as i64)
-                .bind(a.signing_root.map(|r| r.to_vec()))
-                .execute(&mut *tx)
-                .await?;
-            }
-            let existing = Self::watermarks(&mut tx, id).await?;
-            Self::set_watermarks(&mut tx, id, &merge_watermarks(&existing, &v.watermarks)).await?;
-            summary.validators += 1;
-            summary.blocks += v.blocks.len();
-            summary.attestations += v.attestations.len();
+            Sqlite::import_validator(&mut tx, id, v).await?;
         }
         tx.commit().await?;
         let _ = self.bound_root.set(prepared.genesis_validators_root);
-        Ok(summary)
+        Ok(sql::import_summary(prepared))
     }
 
-    /// Binds the database to `root` if unbound; refuses another root. Runs inside the caller's transaction.
+    /// Binds the database to `root` if unbound; refuses another root. Runs inside the
+    /// caller's transaction; the root is cached only after the commit.
     async fn bind_genesis(
         &self,
         conn: &mut SqliteConnection,
@@ -407,21 +301,15 @@ impl SqliteStore {
         if let Some(bound) = self.bound_root.get() {
             return check_root(bound, &root);
         }
-        let existing: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT genesis_validators_root FROM metadata WHERE id = 1")
-                .fetch_optional(&mut *conn)
-                .await?;
-        match root_of(existing) {
+        match Sqlite::genesis_root(&mut *conn).await? {
             Some(bound) => {
                 let _ = self.bound_root.set(bound);
                 check_root(&bound, &root)
             }
             None => {
-                sqlx::query("INSERT INTO metadata (id, genesis_validators_root) VALUES (1, ?)")
-                    .bind(root.as_slice())
-                    .execute(&mut *conn)
-                    .await?;
-                // Cached only after the commit (see check_and_record).
+                // Under the writer lock nobody binds in between. Cached only after the
+                // commit (see record_eth2).
+                Sqlite::bind_genesis(conn, root).await?;
                 Ok(())
             }
         }
@@ -433,8 +321,7 @@ impl ProtectionStore for SqliteStore {
     async fn register_validators(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
         let mut sorted = public_keys.to_vec();
         sorted.sort_unstable();
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (_writer, mut tx) = self.write().await?;
         let mut ids = Vec::with_capacity(sorted.len());
         for pk in &sorted {
             ids.push((*pk, Self::validator_id(&mut tx, pk).await?));
@@ -461,11 +348,8 @@ impl ProtectionStore for SqliteStore {
                 &audit,
             )
             .await;
-        if let Err(e) = &result
-            && let Some(reason) = audit::refusal_reason(e)
-            && let Err(a) = self.append_audit(&audit.refused(reason)).await
-        {
-            tracing::warn!(reason = %a, "could not record a refusal in the audit log");
+        if let Err(e) = &result {
+            sql::audit_refusal(self, &audit, e).await;
         }
         result
     }
@@ -478,13 +362,12 @@ impl ProtectionStore for SqliteStore {
         let mut keys = public_keys.to_vec();
         keys.sort_unstable();
         keys.dedup();
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (_writer, mut tx) = self.write().await?;
         for k in &keys {
-            Self::validator_id(&mut tx, k).await?;
-            sqlx::query("UPDATE validators SET enabled = ? WHERE public_key = ?")
+            let id = Self::validator_id(&mut tx, k).await?;
+            sqlx::query("UPDATE validators SET enabled = $1 WHERE id = $2")
                 .bind(i64::from(enabled))
-                .bind(k.as_slice())
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -493,20 +376,12 @@ impl ProtectionStore for SqliteStore {
     }
 
     async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT public_key FROM validators WHERE enabled = 0 ORDER BY public_key",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().filter_map(|k| k.try_into().ok()).collect())
+        Ok(Sqlite::disabled_validators(&self.pool).await?)
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        insert_audit(&mut tx, std::slice::from_ref(entry)).await?;
-        tx.commit().await?;
-        Ok(())
+        let (_writer, tx) = self.write().await?;
+        Ok(Sqlite::append_audit_in(tx, entry).await?)
     }
 
     async fn audit_records(
@@ -516,150 +391,57 @@ impl ProtectionStore for SqliteStore {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, ProtectionError> {
-        let rows: Vec<AuditDbRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit_log WHERE time_ms >= ? AND time_ms < ? AND id > ? ORDER BY id LIMIT ?"
-        ))
-        .bind(since_ms)
-        .bind(until_ms)
-        .bind(after_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(audit::record_of).collect()
+        Sqlite::audit_records(&self.pool, since_ms, until_ms, after_id, limit).await
     }
 
     async fn prune_audit(&self, before_ms: i64) -> Result<u64, ProtectionError> {
-        let mut deleted = 0;
-        loop {
-            let n = {
-                let _writer = self.writer.lock().await;
-                sqlx::query(
-                    "DELETE FROM audit_log WHERE id IN
-                     (SELECT id FROM audit_log WHERE time_ms < ? ORDER BY id LIMIT 5000)",
-                )
-                .bind(before_ms)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-            };
-            deleted += n;
-            if n < 5000 {
-                return Ok(deleted);
-            }
-            tokio::task::yield_now().await;
-        }
+        sql::prune_audit(move || async move {
+            let _writer = self.writer.lock().await;
+            Sqlite::prune_audit_chunk(&self.pool, before_ms).await
+        })
+        .await
     }
 
     async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError> {
-        let rows: Vec<ActivityRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            activity_columns!(),
-            " FROM key_activity ORDER BY chain, key"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(audit::activity_of).collect()
+        Sqlite::key_activity(&self.pool).await
     }
 
     async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
         let mut conn = self.pool.acquire().await?;
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM validators WHERE public_key = ?")
-            .bind(public_key.as_slice())
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(id) = id else {
-            return Ok(ValidatorHistory::default());
-        };
-        let blocks = sqlx::query(
-            "SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ? ORDER BY slot",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(block_row)
-        .collect();
-        let attestations = sqlx::query(
-            "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ? ORDER BY target_epoch, source_epoch",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(attestation_row)
-        .collect();
-        let watermarks = Self::watermarks(&mut conn, id).await?;
-        Ok(ValidatorHistory {
-            blocks,
-            attestations,
-            watermarks,
-        })
+        Ok(Sqlite::history(&mut conn, public_key).await?)
     }
 
     async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError> {
-        let existing: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT genesis_validators_root FROM metadata WHERE id = 1")
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(root_of(existing))
+        Ok(Sqlite::genesis_root(&self.pool).await?)
     }
 
     async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
         // One transaction per bounded batch, so signing interleaves with a large import.
-        let mut summary = ImportSummary::default();
-        let batches = prepared.batches(IMPORT_BATCH_RECORDS);
-        let last = batches.len() - 1;
-        for (i, batch) in batches.iter().enumerate() {
+        sql::import_in_batches(prepared, move |batch, last| async move {
             let started = std::time::Instant::now();
-            let s = self.import_batch(batch).await?;
-            summary.blocks += s.blocks;
-            summary.attestations += s.attestations;
-            if i < last {
+            let summary = self.import_batch(&batch).await?;
+            if !last {
                 // Another process (a running server, when this is the CLI) waits for SQLite's
                 // lock in its busy handler, which retries after sleeps of up to 100 ms: pause
                 // as long as the batch took (at most 100 ms) so that it gets its turn.
                 tokio::time::sleep(started.elapsed().min(Duration::from_millis(100))).await;
             }
-        }
-        summary.validators = prepared.validators.len();
-        Ok(summary)
+            Ok(summary)
+        })
+        .await
     }
 
     async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
-        let rows: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT public_key FROM validators ORDER BY public_key")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().filter_map(|k| k.try_into().ok()).collect())
+        Ok(Sqlite::validators(&self.pool).await?)
     }
 
     async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
-        let mut conn = self.pool.acquire().await?;
-        Self::high(&mut conn).await
+        Ok(Sqlite::high_watermark(&self.pool).await?)
     }
 
     async fn set_high_watermark(&self, high: Option<HighWatermark>) -> Result<(), ProtectionError> {
         let _writer = self.writer.lock().await;
-        match high {
-            None => {
-                sqlx::query("DELETE FROM high_watermark")
-                    .execute(&self.pool)
-                    .await?
-            }
-            Some(h) => {
-                sqlx::query(
-                    "INSERT INTO high_watermark (id, epoch, slot) VALUES (1, ?1, ?2)
-                     ON CONFLICT (id) DO UPDATE SET epoch = ?1, slot = ?2",
-                )
-                .bind(to_db(h.epoch, "epoch")?)
-                .bind(to_db(h.slot, "slot")?)
-                .execute(&self.pool)
-                .await?
-            }
-        };
-        Ok(())
+        Sqlite::set_high_watermark(&self.pool, high).await
     }
 
     async fn prune(
@@ -667,64 +449,14 @@ impl ProtectionStore for SqliteStore {
         epochs_to_keep: u64,
         slots_per_epoch: u64,
     ) -> Result<PruneSummary, ProtectionError> {
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM validators")
-            .fetch_all(&mut *tx)
-            .await?;
-        let keep_slots = epochs_to_keep
-            .saturating_mul(slots_per_epoch)
-            .min(i64::MAX as u64) as i64;
-        let keep_epochs = epochs_to_keep.min(i64::MAX as u64) as i64;
+        let keep = Keep::new(epochs_to_keep, slots_per_epoch);
+        // One transaction for every validator: on error nothing is deleted.
+        let (_writer, mut tx) = self.write().await?;
         let mut summary = PruneSummary::default();
-        for id in ids {
-            let pruned_blocks: Vec<SignedBlock> = sqlx::query(
-                "SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ?1
-                 AND slot < (SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1) - ?2",
-            )
-            .bind(id)
-            .bind(keep_slots)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(block_row)
-            .collect();
-            let pruned_atts: Vec<SignedAttestation> = sqlx::query(
-                "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ?1
-                 AND target_epoch < (SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1) - ?2",
-            )
-            .bind(id)
-            .bind(keep_epochs)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(attestation_row)
-            .collect();
-            if pruned_blocks.is_empty() && pruned_atts.is_empty() {
-                continue;
-            }
-            let existing = Self::watermarks(&mut tx, id).await?;
-            let raised = rules::watermarks_after_pruning(&existing, &pruned_blocks, &pruned_atts);
-            Self::set_watermarks(&mut tx, id, &raised).await?;
-            if let Some(max_slot) = pruned_blocks.iter().map(|b| b.slot).max() {
-                summary.blocks +=
-                    sqlx::query("DELETE FROM signed_blocks WHERE validator_id = ? AND slot <= ?")
-                        .bind(id)
-                        .bind(max_slot as i64)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-            }
-            if let Some(max_target) = pruned_atts.iter().map(|a| a.target_epoch).max() {
-                summary.attestations += sqlx::query(
-                    "DELETE FROM signed_attestations WHERE validator_id = ? AND target_epoch <= ?",
-                )
-                .bind(id)
-                .bind(max_target as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            }
+        for id in Sqlite::validator_ids(&mut *tx).await? {
+            let s = Sqlite::prune_validator(&mut tx, id, keep).await?;
+            summary.blocks += s.blocks;
+            summary.attestations += s.attestations;
         }
         tx.commit().await?;
         Ok(summary)
@@ -735,46 +467,8 @@ impl ProtectionStore for SqliteStore {
         request: &TezosWatermarkRequest,
         audit: AuditEntry,
     ) -> Result<WatermarkDecision, ProtectionError> {
-        let _writer = self.writer.lock().await;
-        // Any early return drops `tx`, which rolls back: nothing is written on error.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row: Option<MarkRow> = sqlx::query_as(SELECT_MARK)
-            .bind(request.chain_id.as_slice())
-            .bind(&request.pkh)
-            .bind(request.kind.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let mark = row.map(mark_of).transpose()?;
-        let decision = match watermark::check(mark.as_ref(), request) {
-            Ok(d) => d,
-            Err(v) => {
-                // Nothing else was written in this transaction: the refusal's entry goes in it.
-                let v = ProtectionError::from(v);
-                insert_audit(&mut tx, &[audit.refused(v.to_string())]).await?;
-                tx.commit().await?;
-                return Err(v);
-            }
-        };
-        if decision == WatermarkDecision::SignAndRecord {
-            sqlx::query(
-                "INSERT INTO tezos_high_watermarks (chain_id, pkh, kind, level, round, payload_hash, signature)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (chain_id, pkh, kind) DO UPDATE
-                 SET level = ?4, round = ?5, payload_hash = ?6, signature = ?7",
-            )
-            .bind(request.chain_id.as_slice())
-            .bind(&request.pkh)
-            .bind(request.kind.as_str())
-            .bind(i64::from(request.level))
-            .bind(i64::from(request.round))
-            .bind(request.payload_hash.as_slice())
-            .bind(request.signature.as_slice())
-            .execute(&mut *tx)
-            .await?;
-        }
-        insert_audit(&mut tx, &[audit]).await?;
-        tx.commit().await?;
-        Ok(decision)
+        let (_writer, tx) = self.write().await?;
+        Sqlite::tezos_record(tx, request, &audit).await?
     }
 
     async fn tezos_mark(
@@ -783,17 +477,10 @@ impl ProtectionStore for SqliteStore {
         pkh: &str,
         kind: ConsensusKind,
     ) -> Result<Option<TezosMark>, ProtectionError> {
-        let row: Option<MarkRow> = sqlx::query_as(SELECT_MARK)
-            .bind(chain_id.as_slice())
-            .bind(pkh)
-            .bind(kind.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(mark_of).transpose()
+        Sqlite::tezos_mark(&self.pool, chain_id, pkh, kind).await
     }
 
     async fn ping(&self) -> Result<(), ProtectionError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        Ok(Sqlite::ping(&self.pool).await?)
     }
 }

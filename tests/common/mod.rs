@@ -362,6 +362,67 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The URL schemes of `palisade::protection::open`'s registry that this backend's
+    /// databases are opened with.
+    pub fn schemes(self) -> &'static [&'static str] {
+        match self {
+            Backend::Sqlite => &["sqlite"],
+            Backend::Postgres => &["postgres", "postgresql"],
+        }
+    }
+}
+
+/// Instantiates each named test function (`fn name(backend: Backend)`, in scope where the
+/// macro is called) once per store, as `#[test] fn <store>::<name>()`, and adds one test,
+/// `suite_covers_every_registered_store`, which fails when `palisade::protection::open` can
+/// open a URL scheme that no store below runs the suite on.
+///
+/// The stores are listed once, in the first rule: a new store (a [`Backend`] variant with
+/// its [`fresh_db`] arm) gets the whole suite of every file that calls this macro by one
+/// line there. A test that cannot run on a store returns early (see [`fresh_db`]: without
+/// `DATABASE_URL` the PostgreSQL variants are skipped, and fail under `CI=true`).
+#[allow(unused_macros)]
+macro_rules! store_suite {
+    ($($test:ident),+ $(,)?) => {
+        $crate::common::store_suite!(@stores [
+            sqlite: Sqlite,
+            postgres: Postgres,
+        ] [$($test),+]);
+    };
+    (@stores [$($store:ident: $backend:ident),+ $(,)?] $tests:tt) => {
+        $( $crate::common::store_suite!(@store $store $backend $tests); )+
+
+        /// Every scheme `palisade::protection::open` accepts belongs to a store the suite
+        /// runs on.
+        #[test]
+        fn suite_covers_every_registered_store() {
+            let covered: Vec<&str> = [$($crate::common::Backend::$backend),+]
+                .iter()
+                .flat_map(|b| b.schemes().iter().copied())
+                .collect();
+            for scheme in palisade::protection::store_schemes() {
+                assert!(
+                    covered.contains(&scheme),
+                    "the store for `{scheme}:` URLs does not run the protection suite: add it to store_suite!"
+                );
+            }
+        }
+    };
+    (@store $store:ident $backend:ident [$($test:ident),+]) => {
+        mod $store {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test($crate::common::Backend::$backend);
+                }
+            )+
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use store_suite;
+
 /// A fresh, empty database for one test; a PostgreSQL one is dropped at the end.
 pub struct TestDb {
     /// The URL to give palisade.

@@ -211,22 +211,36 @@ pub struct AuditRecord {
 /// One line of `palisade audit export --format jsonl`, and the column order of `csv`.
 #[derive(Debug, Serialize)]
 pub struct AuditRow<'a> {
+    /// `audit_log.id`, ascending in insertion order ([`AuditRecord::id`]).
     pub id: i64,
     /// RFC 3339 UTC with milliseconds.
     pub time: String,
+    /// The same instant as `time`, Unix time in milliseconds ([`AuditEntry::time_ms`]).
     pub time_ms: i64,
+    /// `eth2` or `tezos`.
     pub chain: Chain,
+    /// `0x`-hex 48-byte BLS public key (eth2) or public key hash `tz1…`–`tz4…` (Tezos), as in
+    /// [`AuditEntry::key`].
     pub key: &'a str,
+    /// The eth2 request `type` or the Tezos operation kind, as in [`AuditEntry::kind`].
     pub kind: &'a str,
+    /// eth2 slot, as in [`AuditEntry::slot`]; `null` (JSONL) or empty (CSV) where none.
     pub slot: Option<u64>,
+    /// eth2 epoch: an attestation's target epoch, or the message's epoch.
     pub epoch: Option<u64>,
+    /// eth2 attestation source epoch.
     pub source_epoch: Option<u64>,
+    /// Tezos block level.
     pub level: Option<u32>,
+    /// Tezos round.
     pub round: Option<u32>,
     /// `0x` + 64 hex characters.
     pub signing_root: Option<String>,
+    /// `signed` or `refused`.
     pub decision: AuditDecision,
+    /// The refusal's message as answered to the client; none for `signed`.
     pub reason: Option<&'a str>,
+    /// The client's IP address as seen by the listener, if known.
     pub caller: Option<&'a str>,
 }
 
@@ -263,6 +277,7 @@ impl AuditRecord {
 /// Lifetime totals of one key, from `key_activity` (not reduced by audit retention).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyActivity {
+    /// The key's chain, `eth2` or `tezos`.
     pub chain: Chain,
     /// As in [`AuditEntry::key`].
     pub key: String,
@@ -281,13 +296,18 @@ pub struct LastSigned {
     pub time_ms: i64,
     /// RFC 3339 UTC.
     pub time: String,
+    /// The message kind, as in [`AuditEntry::kind`] (e.g. `BLOCK_V2`, `attestation`).
     pub kind: String,
+    /// eth2 slot, if the message had one (omitted from JSON otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slot: Option<u64>,
+    /// eth2 epoch (an attestation's target epoch), if any (omitted from JSON otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,
+    /// Tezos block level, if any (omitted from JSON otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<u32>,
+    /// Tezos round, if any (omitted from JSON otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub round: Option<u32>,
 }

@@ -15,30 +15,43 @@ pub const FORMAT_VERSION: &str = "5";
 /// An EIP-3076 interchange document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interchange {
+    /// The `metadata` object: format version and genesis validators root.
     pub metadata: Metadata,
+    /// The `data` array: one entry per validator (a validator may appear more than once;
+    /// [`prepare`] merges the entries or refuses conflicting ones).
     pub data: Vec<InterchangeValidator>,
 }
 
 /// `metadata`: format version (the string `"5"`) and the 32-byte genesis validators root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
+    /// `interchange_format_version`: a decimal string; only [`FORMAT_VERSION`] (`"5"`) is
+    /// accepted.
     pub interchange_format_version: String,
+    /// `genesis_validators_root`: the chain's 32-byte genesis validators root, `0x`-hex; it
+    /// must match the one the database is bound to.
     pub genesis_validators_root: alloy_primitives::B256,
 }
 
 /// One validator's records; `pubkey` is the 48-byte BLS public key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterchangeValidator {
+    /// `pubkey`: the validator's 48-byte compressed BLS public key, `0x`-hex.
     pub pubkey: alloy_primitives::FixedBytes<48>,
+    /// `signed_blocks`: the block proposals signed by this validator, in any order.
     pub signed_blocks: Vec<InterchangeBlock>,
+    /// `signed_attestations`: the attestations signed by this validator, in any order.
     pub signed_attestations: Vec<InterchangeAttestation>,
 }
 
 /// A signed block: slot, optional 32-byte signing root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterchangeBlock {
+    /// `slot`: the block's slot, a decimal string (at most 2^63 - 1 on import).
     #[serde(with = "quoted_u64")]
     pub slot: u64,
+    /// `signing_root`: the 32-byte signing root, `0x`-hex; optional. Without it the record
+    /// conflicts with every block at its slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_root: Option<alloy_primitives::B256>,
 }
@@ -46,10 +59,14 @@ pub struct InterchangeBlock {
 /// A signed attestation: source and target epochs, optional 32-byte signing root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterchangeAttestation {
+    /// `source_epoch`: the FFG source epoch, a decimal string (at most 2^63 - 1 on import).
     #[serde(with = "quoted_u64")]
     pub source_epoch: u64,
+    /// `target_epoch`: the FFG target epoch, a decimal string (at most 2^63 - 1 on import).
     #[serde(with = "quoted_u64")]
     pub target_epoch: u64,
+    /// `signing_root`: the 32-byte signing root, `0x`-hex; optional. Without it the record
+    /// conflicts with every attestation at its target epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_root: Option<alloy_primitives::B256>,
 }
@@ -57,31 +74,59 @@ pub struct InterchangeAttestation {
 /// Why an interchange file cannot be imported. Nothing is written for any of these.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InterchangeError {
+    /// The text is not one JSON document of the EIP-3076 shape (a missing or mistyped field,
+    /// bad hex or length, a non-decimal number, trailing data), or an export was asked of a
+    /// database with no genesis validators root yet. A parse error's message starts with the
+    /// path of the offending field (e.g. `data[0].signed_blocks[2].slot`).
     #[error("not a valid EIP-3076 interchange file: {0}")]
     Malformed(String),
+    /// `interchange_format_version` is not `"5"`; holds the version found.
     #[error("unsupported interchange_format_version {0:?} (\"5\" expected)")]
     UnsupportedVersion(String),
+    /// A slot or epoch above 2^63 - 1, which the database's signed 64-bit columns cannot
+    /// order.
     #[error("{what} {value} of validator {pubkey} is too large (at most 2^63 - 1)")]
     OutOfRange {
+        /// Which field: `slot`, `source epoch` or `target epoch`.
         what: &'static str,
+        /// The value found.
         value: u64,
+        /// The validator's 48-byte BLS public key, `0x`-hex.
         pubkey: String,
     },
+    /// A validator listed more than once in `data` whose later entry conflicts with the
+    /// earlier ones: another signing root at a recorded slot or (target, source), another
+    /// source at a recorded target (a double vote), or a surround vote between the entries.
     #[error("validator {pubkey} appears more than once with conflicting data: {detail}")]
-    DuplicateConflict { pubkey: String, detail: String },
+    DuplicateConflict {
+        /// The validator's 48-byte BLS public key, `0x`-hex.
+        pubkey: String,
+        /// The conflicting records, e.g. `two blocks at slot 5` or `attestation 1->4
+        /// conflicts with 2->3`.
+        detail: String,
+    },
+    /// The file's genesis validators root is not the one the database is bound to (reported
+    /// by the store's import, before anything is written).
     #[error("genesis validators root {file} of the file does not match the database's {database}")]
-    GenesisMismatch { file: String, database: String },
+    GenesisMismatch {
+        /// The file's `metadata.genesis_validators_root`, `0x`-hex (32 bytes).
+        file: String,
+        /// The root the database is bound to, `0x`-hex (32 bytes).
+        database: String,
+    },
 }
 
 /// What an import writes for one validator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatorImport {
+    /// The validator's 48-byte BLS public key.
     pub pubkey: [u8; 48],
     /// One record per slot; where the file has several roots for a slot, the root is `None`
     /// (nothing can then be signed at that slot).
     pub blocks: Vec<SignedBlock>,
-    /// One record per target epoch; where the file has several votes for a target, the root
-    /// is `None` and the smallest source is kept.
+    /// One record per (target, source) epoch pair: votes at one target with different
+    /// sources are all kept; where the file has several votes at the same (target, source)
+    /// with different or missing roots, the root is `None`.
     pub attestations: Vec<SignedAttestation>,
     /// The file's minima (EIP-3076 import conditions), to be merged with `max`.
     pub watermarks: LowWatermarks,
@@ -90,7 +135,11 @@ pub struct ValidatorImport {
 /// A validated interchange, ready for a store to apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedImport {
+    /// The file's 32-byte genesis validators root; the import binds an unbound database to
+    /// it and is refused by a database bound to another.
     pub genesis_validators_root: [u8; 32],
+    /// One entry per distinct validator, sorted by public key, duplicates in the file merged
+    /// (in [`PreparedImport::batches`] a validator may span several batches).
     pub validators: Vec<ValidatorImport>,
 }
 
@@ -152,7 +201,8 @@ impl PreparedImport {
 ///
 /// # Errors
 /// [`InterchangeError::Malformed`] (naming the field and position),
-/// [`InterchangeError::UnsupportedVersion`], [`InterchangeError::OutOfRange`].
+/// [`InterchangeError::UnsupportedVersion`], [`InterchangeError::OutOfRange`],
+/// [`InterchangeError::DuplicateConflict`].
 pub fn parse(json: &str) -> Result<PreparedImport, InterchangeError> {
     let mut de = serde_json::Deserializer::from_str(json);
     let interchange: Interchange = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -218,7 +268,8 @@ fn check_duplicate(
 /// Merges duplicate validators and records and computes each validator's import minima.
 ///
 /// # Errors
-/// [`InterchangeError::UnsupportedVersion`], [`InterchangeError::OutOfRange`].
+/// [`InterchangeError::UnsupportedVersion`], [`InterchangeError::OutOfRange`],
+/// [`InterchangeError::DuplicateConflict`].
 pub fn prepare(interchange: &Interchange) -> Result<PreparedImport, InterchangeError> {
     if interchange.metadata.interchange_format_version != FORMAT_VERSION {
         return Err(InterchangeError::UnsupportedVersion(
@@ -289,8 +340,6 @@ pub fn prepare(interchange: &Interchange) -> Result<PreparedImport, InterchangeE
     })
 }
 
-/// Merges an import's minima into existing low watermarks: each raised to the maximum,
-/// never lowered.
 /// Merges a record's signing root into the entry of its position (slot, or target and source
 /// epoch): a second record with another or no root leaves the position without a root.
 fn merge_root<K: Ord>(
@@ -306,6 +355,9 @@ fn merge_root<K: Ord>(
         .or_insert(root);
 }
 
+/// Merges an import's minima (`imported`) into a validator's `existing` low watermarks:
+/// each of slot, source epoch and target epoch becomes the larger of the two (a missing one
+/// takes the other), so an import never lowers a watermark.
 pub fn merge_watermarks(existing: &LowWatermarks, imported: &LowWatermarks) -> LowWatermarks {
     let max = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(x), Some(y)) => Some(x.max(y)),

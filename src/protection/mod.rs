@@ -37,7 +37,13 @@ pub enum ProtectionError {
     Watermark(#[from] WatermarkViolation),
     /// The request's genesis validators root is not the one the database is bound to (HTTP 412).
     #[error("genesis validators root {requested} does not match the database's {bound}")]
-    GenesisMismatch { requested: String, bound: String },
+    GenesisMismatch {
+        /// The request's genesis validators root, `0x`-hex (32 bytes).
+        requested: String,
+        /// The root the database is bound to (by its first import or recorded message),
+        /// `0x`-hex (32 bytes).
+        bound: String,
+    },
     /// The validator is disabled in the database (its key was deleted through the Keymanager
     /// API here or on another instance sharing the database) (HTTP 412).
     #[error("validator {0} is disabled in the slashing protection database")]
@@ -288,15 +294,24 @@ pub trait ProtectionStore: Send + Sync {
 /// What an import wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportSummary {
+    /// Distinct validators (48-byte BLS public keys) in the interchange, duplicates merged.
     pub validators: usize,
+    /// Block records applied after merging duplicates, one per (validator, slot); records
+    /// the store already had are counted too.
     pub blocks: usize,
+    /// Attestation records applied after merging duplicates, one per (validator, target
+    /// epoch, source epoch); records the store already had are counted too.
     pub attestations: usize,
 }
 
 /// What a pruning run deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneSummary {
+    /// Block records deleted, all validators together (their slots now lie at or below the
+    /// low slot watermarks).
     pub blocks: u64,
+    /// Attestation records deleted, all validators together (now covered by the low source
+    /// and target watermarks).
     pub attestations: u64,
 }
 

@@ -11,15 +11,25 @@ pub type SigningRoot = Option<[u8; 32]>;
 /// A recorded block proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignedBlock {
+    /// Slot of the proposed block (a block record is identified by (validator, slot)).
     pub slot: u64,
+    /// The block's 32-byte signing root; `None` where an imported record had none or two
+    /// records at the slot (imported or recorded) disagreed: it then conflicts with every
+    /// block at the slot.
     pub signing_root: SigningRoot,
 }
 
 /// A recorded attestation, by source and target epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignedAttestation {
+    /// Source (justified checkpoint) epoch of the attestation's FFG vote.
     pub source_epoch: u64,
+    /// Target (checkpoint) epoch of the FFG vote; records are identified by (validator,
+    /// target epoch, source epoch), so several sources may be recorded at one target.
     pub target_epoch: u64,
+    /// The attestation's 32-byte signing root; `None` where an imported record had none or
+    /// two records at the same (target, source) disagreed: it then conflicts with every
+    /// attestation at that target.
     pub signing_root: SigningRoot,
 }
 
@@ -67,8 +77,11 @@ impl LowWatermarks {
 /// `slot` (blocks) or `epoch` (attestation source or target) is signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HighWatermark {
+    /// First refused epoch: an attestation whose source or target epoch is at or above it is
+    /// refused. A decimal string in JSON.
     #[serde(with = "serde_utils::quoted_u64")]
     pub epoch: u64,
+    /// First refused slot: a block at or above it is refused. A decimal string in JSON.
     #[serde(with = "serde_utils::quoted_u64")]
     pub slot: u64,
 }
@@ -86,57 +99,115 @@ pub enum Decision {
 /// Why a message is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
+    /// A block at this slot is already recorded with another signing root, or with none
+    /// (an imported record); signing would be a double proposal.
     #[error("double block proposal at slot {slot}: a different block is already signed there")]
-    DoubleProposal { slot: u64 },
+    DoubleProposal {
+        /// Slot of the refused block (and of the conflicting record).
+        slot: u64,
+    },
+    /// The block's slot is at or below the validator's low slot watermark (strict: an exact
+    /// repeat is refused too).
     #[error("block at slot {slot} is at or below the low slot watermark {watermark}")]
-    BlockBelowWatermark { slot: u64, watermark: u64 },
+    BlockBelowWatermark {
+        /// Slot of the refused block.
+        slot: u64,
+        /// The low slot watermark it is at or below.
+        watermark: u64,
+    },
+    /// The attestation's source epoch is greater than its target epoch, which no valid FFG
+    /// vote has (source == target is allowed).
     #[error(
         "attestation source epoch {source_epoch} is greater than its target epoch {target_epoch}"
     )]
     SourceAfterTarget {
+        /// Source epoch of the refused attestation.
         source_epoch: u64,
+        /// Target epoch of the refused attestation, below its source.
         target_epoch: u64,
     },
+    /// A record at the same target epoch has another source epoch, another signing root, or
+    /// no signing root: signing would be a double vote.
     #[error(
         "double vote at target epoch {target_epoch}: a different attestation is already signed there"
     )]
-    DoubleVote { target_epoch: u64 },
+    DoubleVote {
+        /// Target epoch shared by the refused attestation and the conflicting record.
+        target_epoch: u64,
+    },
+    /// The attestation surrounds a recorded one (`source < existing_source` and
+    /// `existing_target < target`): a surround vote.
     #[error(
         "surround vote: attestation {source_epoch}->{target_epoch} surrounds the signed attestation {existing_source}->{existing_target}"
     )]
     SurroundsExisting {
+        /// Source epoch of the refused attestation.
         source_epoch: u64,
+        /// Target epoch of the refused attestation.
         target_epoch: u64,
+        /// Source epoch of the recorded attestation it surrounds.
         existing_source: u64,
+        /// Target epoch of the recorded attestation it surrounds.
         existing_target: u64,
     },
+    /// The attestation is surrounded by a recorded one (`existing_source < source` and
+    /// `target < existing_target`): a surround vote.
     #[error(
         "surround vote: attestation {source_epoch}->{target_epoch} is surrounded by the signed attestation {existing_source}->{existing_target}"
     )]
     SurroundedByExisting {
+        /// Source epoch of the refused attestation.
         source_epoch: u64,
+        /// Target epoch of the refused attestation.
         target_epoch: u64,
+        /// Source epoch of the recorded attestation that surrounds it.
         existing_source: u64,
+        /// Target epoch of the recorded attestation that surrounds it.
         existing_target: u64,
     },
+    /// The attestation's source epoch is below the validator's low source watermark (strict:
+    /// an exact repeat is refused too).
     #[error(
         "attestation source epoch {source_epoch} is below the low source watermark {watermark}"
     )]
-    SourceBelowWatermark { source_epoch: u64, watermark: u64 },
+    SourceBelowWatermark {
+        /// Source epoch of the refused attestation.
+        source_epoch: u64,
+        /// The low source watermark it is below.
+        watermark: u64,
+    },
+    /// The block's slot is at or above the operator's high watermark slot.
     #[error("block at slot {slot} is at or above the high watermark slot {watermark}")]
-    BlockAboveHighWatermark { slot: u64, watermark: u64 },
+    BlockAboveHighWatermark {
+        /// Slot of the refused block.
+        slot: u64,
+        /// The high watermark slot ([`HighWatermark::slot`]) it is at or above.
+        watermark: u64,
+    },
+    /// The attestation's source or target epoch is at or above the operator's high watermark
+    /// epoch.
     #[error(
         "attestation {source_epoch}->{target_epoch} is at or above the high watermark epoch {watermark}"
     )]
     AttestationAboveHighWatermark {
+        /// Source epoch of the refused attestation.
         source_epoch: u64,
+        /// Target epoch of the refused attestation.
         target_epoch: u64,
+        /// The high watermark epoch ([`HighWatermark::epoch`]).
         watermark: u64,
     },
+    /// The attestation's target epoch is at or below the validator's low target watermark
+    /// (strict: an exact repeat is refused too).
     #[error(
         "attestation target epoch {target_epoch} is at or below the low target watermark {watermark}"
     )]
-    TargetBelowWatermark { target_epoch: u64, watermark: u64 },
+    TargetBelowWatermark {
+        /// Target epoch of the refused attestation.
+        target_epoch: u64,
+        /// The low target watermark it is at or below.
+        watermark: u64,
+    },
 }
 
 /// Checks a block's slot against the high watermark (refused at or above it).

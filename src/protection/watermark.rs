@@ -56,12 +56,18 @@ pub enum WatermarkDecision {
 pub struct WatermarkViolation {
     /// `block`, `preattestation` or `attestation`.
     pub kind: &'static str,
+    /// Baker's public key hash, base58 (`tz1…`–`tz4…`).
     pub pkh: String,
     /// Chain id, base58 (`Net…`).
     pub chain: String,
+    /// Level of the refused request.
     pub level: u32,
+    /// Round of the refused request.
     pub round: u32,
+    /// Level of the high watermark (the last signed message of this kind).
     pub mark_level: u32,
+    /// Round of the high watermark; the request's (level, round) is at or below
+    /// (`mark_level`, `mark_round`) in lexicographic order.
     pub mark_round: u32,
 }
 

@@ -8,9 +8,11 @@
 //! and ptrace off, `main.rs`) carries its safety argument.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 pub mod api;
 pub mod ceremony;
 pub mod chain;
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod keys;

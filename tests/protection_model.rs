@@ -682,14 +682,9 @@ fn sequences(backend: Backend, count_var: &str, default: usize) {
     );
 }
 
-#[test]
-fn model_sequences_sqlite() {
-    sequences(Backend::Sqlite, "PALISADE_MODEL_SEQUENCES", 2000);
-}
-
-#[test]
-fn model_sequences_postgres() {
-    sequences(Backend::Postgres, "PALISADE_MODEL_SEQUENCES", 2000);
+/// 2,000 generated sequences (`PALISADE_MODEL_SEQUENCES`) against the reference model.
+fn model_sequences(backend: Backend) {
+    sequences(backend, "PALISADE_MODEL_SEQUENCES", 2000);
 }
 
 /// The long run for the closing note: `cargo test --release --test protection_model --
@@ -782,16 +777,6 @@ fn import_does_not_unlock_a_surround(backend: Backend) {
     let _ = &mut env;
 }
 
-#[test]
-fn import_does_not_unlock_a_surround_sqlite() {
-    import_does_not_unlock_a_surround(Backend::Sqlite);
-}
-
-#[test]
-fn import_does_not_unlock_a_surround_postgres() {
-    import_does_not_unlock_a_surround(Backend::Postgres);
-}
-
 /// A refused message binds nothing: on an unbound database, a block refused by the high
 /// watermark must not bind the database to its genesis validators root (on PostgreSQL the
 /// group-commit batch used to bind to its first job's root whatever the decision).
@@ -837,12 +822,9 @@ fn refused_message_binds_no_genesis(backend: Backend) {
     );
 }
 
-#[test]
-fn refused_message_binds_no_genesis_sqlite() {
-    refused_message_binds_no_genesis(Backend::Sqlite);
-}
-
-#[test]
-fn refused_message_binds_no_genesis_postgres() {
-    refused_message_binds_no_genesis(Backend::Postgres);
-}
+// The model-based sequences and the store-level regressions run on every registered store.
+common::store_suite!(
+    model_sequences,
+    import_does_not_unlock_a_surround,
+    refused_message_binds_no_genesis,
+);

@@ -250,26 +250,6 @@ fn start_server(data: &Path, keys: &Path, db_url: &str, extra: &[&str]) -> Serve
 // ---------------------------------------------------------------------------------------
 // 1, 2: issue 13's four steps
 
-#[test]
-fn four_step_surround_cli_sqlite() {
-    four_step_surround_cli(Backend::Sqlite);
-}
-
-#[test]
-fn four_step_surround_cli_postgres() {
-    four_step_surround_cli(Backend::Postgres);
-}
-
-#[test]
-fn four_step_surround_keymanager_sqlite() {
-    four_step_surround_keymanager(Backend::Sqlite);
-}
-
-#[test]
-fn four_step_surround_keymanager_postgres() {
-    four_step_surround_keymanager(Backend::Postgres);
-}
-
 /// Steps 1 and 2: 5->10 signed, 4->11 refused (it surrounds 5->10).
 fn first_two_steps(server: &Server, pk: &str) {
     let (s, body) = server.sign(pk, &attestation(GVR, 5, 10, 1));
@@ -557,16 +537,6 @@ fn random_fragment(
 
 // ---------------------------------------------------------------------------------------
 // 3: generated sequences through HTTP and the CLI
-
-#[test]
-fn generated_sequences_through_http_and_cli_sqlite() {
-    generated_sequences(Backend::Sqlite);
-}
-
-#[test]
-fn generated_sequences_through_http_and_cli_postgres() {
-    generated_sequences(Backend::Postgres);
-}
 
 /// A server with 2 keys on a fresh database. Fields drop in order: server, database, files.
 struct Rig {
@@ -1180,16 +1150,6 @@ fn two_instances_concurrent_imports_postgres() {
 // ---------------------------------------------------------------------------------------
 // Keymanager DELETE, then re-import of the same key
 
-#[test]
-fn keymanager_delete_then_reimport_sqlite() {
-    keymanager_delete_then_reimport(Backend::Sqlite);
-}
-
-#[test]
-fn keymanager_delete_then_reimport_postgres() {
-    keymanager_delete_then_reimport(Backend::Postgres);
-}
-
 /// A DELETE keeps the key's records (it only disables it); after a re-import with its own
 /// export the surround stays refused and so does the repeat at the import's watermark, and
 /// after one with an older, conflicting document (3->10 without a root) every conflicting vote
@@ -1281,3 +1241,12 @@ fn keymanager_delete_then_reimport(backend: Backend) {
         "{exported:?}"
     );
 }
+
+// Every sequence runs on every registered store (two_instances_concurrent_imports_postgres
+// needs a database two processes share: PostgreSQL only).
+common::store_suite!(
+    four_step_surround_cli,
+    four_step_surround_keymanager,
+    generated_sequences,
+    keymanager_delete_then_reimport,
+);

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// 500: the signing backend failed.
     #[error(transparent)]
     Sign(#[from] BackendError),
+    /// 503: the signing backend did not answer within its timeout (milliseconds).
+    #[error("signing backend did not answer within {0} ms")]
+    BackendTimeout(u128),
     /// 500: an internal fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -59,6 +62,7 @@ impl ResponseError for ApiError {
             ApiError::UnknownKey(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Protection(p) => protection_status(p),
+            ApiError::BackendTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Sign(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

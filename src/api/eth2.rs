@@ -103,6 +103,7 @@ async fn sign_inner(
         Eth2SignError::BadRequest(e) => ApiError::BadRequest(e),
         Eth2SignError::Protection(e) => ApiError::Protection(e),
         Eth2SignError::Backend(e) => ApiError::Sign(e),
+        Eth2SignError::BackendTimeout(ms) => ApiError::BackendTimeout(ms),
         Eth2SignError::Release(e) => ApiError::Internal(e.to_string()),
     })?;
     let hex_sig = format!("0x{}", hex::encode(signature));

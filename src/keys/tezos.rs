@@ -1,93 +1,18 @@
-//! Tezos keys: the [`TezosSigner`] trait, in-memory keys from `tezos-secret` key configs
-//! (octez `unencrypted:` and `encrypted:` secret keys), and the conversion of an octez
-//! client's `secret_keys` file into key configs (`palisade keys import-octez`).
-//!
-//! ```yaml
-//! type: tezos-secret
-//! secretKey: encrypted:edesk…      # or unencrypted:edsk…|spsk…|p2sk…|BLsk…
-//! passwordFile: baker.password      # only for encrypted keys
-//! policy: { allow: [block, preattestation, attestation] }
-//! ```
+//! Tezos keys: [`TezosKey`] (a signer with its pkh and policy), octez secret key URIs
+//! ([`decode_secret_key`], used by the `tezos-secret` backend), and the conversion of an
+//! octez client's `secret_keys` file into key configs (`palisade keys import-octez`).
+//! The signing trait is [`TezosSigner`] (re-exported from [`super::signer`]).
 
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{BackendError, LoadError, read_password_file};
+use super::read_password_file;
 use crate::chain::tezos::policy::Policy;
-use crate::crypto::tezos::{PublicKey, SecretKey, Signature};
+use crate::crypto::tezos::SecretKey;
 
-/// A Tezos key that can sign: in memory here, in an HSM elsewhere.
-pub trait TezosSigner: Send + Sync {
-    /// The public key (edpk/sppk/p2pk/BLpk).
-    fn public_key(&self) -> &PublicKey;
-    /// Signs the request bytes (magic byte first) as octez does for the key's curve:
-    /// Ed25519/ECDSA over blake2b-256 of the bytes, BLS directly (`version` 1 = AUG, ≥ 2 = POP).
-    ///
-    /// # Errors
-    /// [`BackendError`] when the backend fails or the version is not valid for the curve.
-    fn sign(&self, data: &[u8], version: u8) -> Result<Signature, BackendError>;
-    /// A BLS proof of possession of the key (or of `override_pk`).
-    ///
-    /// # Errors
-    /// [`BackendError`] for a non-BLS key or a backend failure.
-    fn prove_possession(&self, override_pk: Option<&PublicKey>) -> Result<Signature, BackendError>;
-    /// `Some(timeout)` for a backend that blocks on I/O (an HSM): its calls run on the
-    /// blocking thread pool, not the CPU signing pool, and a call that has not answered
-    /// within the timeout is answered 503. `None` (in-memory keys): CPU-bound, no timeout.
-    fn io_timeout(&self) -> Option<std::time::Duration> {
-        None
-    }
-    /// Where the key lives, for operators: `memory`, `pkcs11 token `T` label `L``.
-    fn backend(&self) -> String {
-        "memory".into()
-    }
-}
-
-/// A Tezos secret key held in process memory: zeroized on drop, its pages locked in RAM where
-/// the platform and `RLIMIT_MEMLOCK` allow ([`super::locked::Locked`]). `Debug` prints the
-/// public key hash only.
-pub struct MemoryTezosKey {
-    secret: super::locked::Locked<SecretKey>,
-    public: PublicKey,
-}
-
-impl MemoryTezosKey {
-    /// Wraps a secret key, computing its public key once.
-    pub fn new(secret: SecretKey) -> Self {
-        let public = secret.public_key();
-        MemoryTezosKey {
-            secret: super::locked::Locked::new(secret),
-            public,
-        }
-    }
-}
-
-impl std::fmt::Debug for MemoryTezosKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "MemoryTezosKey({}, <secret redacted>)",
-            self.public.pkh_b58()
-        )
-    }
-}
-
-impl TezosSigner for MemoryTezosKey {
-    fn public_key(&self) -> &PublicKey {
-        &self.public
-    }
-    fn sign(&self, data: &[u8], version: u8) -> Result<Signature, BackendError> {
-        self.secret
-            .sign(data, version)
-            .map_err(|e| BackendError(e.to_string()))
-    }
-    fn prove_possession(&self, override_pk: Option<&PublicKey>) -> Result<Signature, BackendError> {
-        self.secret
-            .prove_possession(override_pk)
-            .map_err(|e| BackendError(e.to_string()))
-    }
-}
+pub use super::memory::MemoryTezosKey;
+pub use super::signer::TezosSigner;
 
 /// A loaded Tezos key: its signer, public key hash and policy.
 pub struct TezosKey {
@@ -121,33 +46,6 @@ pub fn decode_secret_key(uri: &str, password: Option<&[u8]>) -> Result<SecretKey
         }
         SecretKey::from_b58(b58).map_err(|e| e.to_string())
     }
-}
-
-/// Loads a `tezos-secret` key config's key.
-pub(crate) fn load(
-    file: &Path,
-    secret_key: &str,
-    password_file: Option<&Path>,
-    policy: Policy,
-) -> Result<TezosKey, LoadError> {
-    let fail = |reason: String| LoadError {
-        file: file.to_path_buf(),
-        reason,
-    };
-    let password = password_file
-        .map(read_password_file)
-        .transpose()
-        .map_err(fail)?;
-    let password = password.as_ref().map(|p| p.as_bytes());
-    let secret =
-        decode_secret_key(secret_key, password).map_err(|e| fail(format!("secretKey: {e}")))?;
-    let key = MemoryTezosKey::new(secret);
-    Ok(TezosKey {
-        pkh: key.public_key().pkh_b58(),
-        signer: Box::new(key),
-        policy,
-        origin: file.to_path_buf(),
-    })
 }
 
 /// One entry of an octez client's `secret_keys` file (`[{"name": …, "value": …}]`).
@@ -338,17 +236,6 @@ mod tests {
         assert!(shown.contains("baker"), "{shown}");
         assert!(shown.contains("unencrypted:<redacted>"), "{shown}");
         assert!(!shown.contains("edsk"), "{shown}");
-    }
-
-    #[test]
-    fn memory_key_debug_is_redacted() {
-        let sk =
-            SecretKey::from_b58("edsk4TjJWEszkHKono7XMnepVqwi37FrpbVt1KCsifJeAGimxheShG").unwrap();
-        let key = MemoryTezosKey::new(sk);
-        let shown = format!("{key:?}");
-        assert!(shown.starts_with("MemoryTezosKey(tz1"), "{shown}");
-        assert!(!shown.contains("edsk"), "{shown}");
-        assert!(key.sign(&[3, 1, 2, 3], 0).is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use crate::chain::eth2::network::NetworkConfig;
 use crate::chain::eth2::request::{self, ProtectedMessage, RequestError};
+use crate::keys::dispatch::{self, DispatchError};
 use crate::keys::{BackendError, Keys, Signer};
 use crate::metrics::METRICS;
 use crate::protection::audit::AuditEntry;
@@ -35,6 +36,10 @@ pub enum Eth2SignError {
     /// The key's backend failed to sign.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The key's backend did not answer within its timeout (milliseconds); nothing was
+    /// released.
+    #[error("signing backend did not answer within {0} ms")]
+    BackendTimeout(u128),
     /// A proof of commit did not match the signature (an internal fault).
     #[error(transparent)]
     Release(#[from] ReleaseError),
@@ -94,7 +99,7 @@ impl Eth2Service<'_> {
             .with_slot_epoch(plan.slot, plan.epoch)
             .with_caller(request.caller);
         // Sign on the CPU pool while the protection transaction runs.
-        let signing = sign_on_pool(signer, root);
+        let signing = sign_with_backend(signer, root);
         let (pending, proof) = match plan.protected {
             Some((message, genesis_validators_root)) => {
                 let audit = match message {
@@ -154,17 +159,26 @@ impl Eth2Service<'_> {
     }
 }
 
-/// Signs `signing_root` on the CPU signing pool (one thread per core), so that a burst of
-/// requests does not start one OS thread per request; the signature comes back pending
-/// release.
+/// Signs `signing_root` with the key's backend, where its execution hint says (in-memory
+/// keys: the CPU signing pool, one thread per core, so that a burst of requests does not
+/// start one OS thread per request); the signature comes back pending release.
 ///
 /// # Errors
-/// The signer's [`BackendError`], or one saying the pool dropped the job.
-async fn sign_on_pool(
+/// [`Eth2SignError::Backend`] for the backend's failure or a dropped job,
+/// [`Eth2SignError::BackendTimeout`] when it did not answer within its timeout.
+async fn sign_with_backend(
     signer: Arc<dyn Signer>,
     signing_root: [u8; 32],
-) -> Result<Pending<[u8; 96]>, BackendError> {
-    crate::keys::sign_on_pool(signer, signing_root)
-        .await
-        .map(|signature| Pending::new(signing_root, signature))
+) -> Result<Pending<[u8; 96]>, Eth2SignError> {
+    let execution = signer.execution();
+    dispatch::run(execution, "sign", move || async move {
+        signer.sign(&signing_root).await
+    })
+    .await
+    .map(|signature| Pending::new(signing_root, signature))
+    .map_err(|e| match e {
+        DispatchError::Backend(e) => Eth2SignError::Backend(e),
+        DispatchError::Timeout(ms) => Eth2SignError::BackendTimeout(ms),
+        DispatchError::Dropped => Eth2SignError::Backend(BackendError(e.to_string())),
+    })
 }

@@ -12,14 +12,15 @@
 //! release the signature only with the store's proof of commit.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::chain::tezos::authentication_message;
 use crate::chain::tezos::base58::{self, Prefix};
 use crate::chain::tezos::payload::{self, Payload, magic_byte_name};
 use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256, decode_pkh};
+use crate::keys::dispatch::{self, DispatchError};
 use crate::keys::tezos::TezosKey;
-use crate::keys::{BackendError, Keys, on_pool};
+use crate::keys::{BackendError, Keys};
 use crate::metrics::METRICS;
 use crate::protection::audit::AuditEntry;
 use crate::protection::release::{self, Committed, Pending, ReleaseError};
@@ -185,43 +186,14 @@ fn watermark_hash(curve: Curve, version: u8, data: &[u8], digest: [u8; 32]) -> [
     }
 }
 
-/// Runs a signing closure: on the CPU signing pool for in-memory keys; on the blocking pool
-/// with the backend's timeout for I/O-bound backends (HSMs).
-///
-/// # Errors
-/// [`TezosSignError::BackendTimeout`], [`TezosSignError::Backend`] for a backend failure,
-/// [`TezosSignError::Internal`] for a dropped job.
-pub async fn run_signer<T: Send + 'static>(
-    io_timeout: Option<Duration>,
-    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
-) -> Result<T, TezosSignError> {
-    let started = Instant::now();
-    let outcome = match io_timeout {
-        None => on_pool(f).await,
-        Some(limit) => match tokio::time::timeout(limit, tokio::task::spawn_blocking(f)).await {
-            Ok(joined) => {
-                let failed = !matches!(joined, Ok(Ok(_)));
-                METRICS
-                    .hsm_duration
-                    .with_label_values(&["sign"])
-                    .observe(started.elapsed().as_secs_f64());
-                if failed {
-                    METRICS.hsm_errors.with_label_values(&["sign"]).inc();
-                }
-                joined.ok()
-            }
-            Err(_) => {
-                METRICS
-                    .hsm_errors
-                    .with_label_values(&["sign_timeout"])
-                    .inc();
-                return Err(TezosSignError::BackendTimeout(limit.as_millis()));
-            }
-        },
-    };
-    outcome
-        .ok_or_else(|| TezosSignError::Internal("signing pool dropped the job".into()))?
-        .map_err(TezosSignError::Backend)
+impl From<DispatchError> for TezosSignError {
+    fn from(e: DispatchError) -> Self {
+        match e {
+            DispatchError::Backend(e) => TezosSignError::Backend(e),
+            DispatchError::Timeout(ms) => TezosSignError::BackendTimeout(ms),
+            DispatchError::Dropped => TezosSignError::Internal(e.to_string()),
+        }
+    }
 }
 
 /// Parses the signature version of a request for a key of `curve`.
@@ -370,9 +342,10 @@ impl TezosService<'_> {
         }
         let data = Arc::new(data);
         let (signer_key, to_sign) = (key.clone(), data.clone());
-        let timeout = key.signer.io_timeout();
-        let signature =
-            run_signer(timeout, move || signer_key.signer.sign(&to_sign, version)).await?;
+        let signature = dispatch::run(key.signer.execution(), "sign", move || async move {
+            signer_key.signer.sign(&to_sign, version).await
+        })
+        .await?;
         let (pending, proof): (Pending<Signature>, Committed) = match consensus {
             None => {
                 // No high watermark: the audit entry alone is committed before release.
@@ -463,9 +436,20 @@ impl TezosService<'_> {
                 Some(pk)
             }
         };
-        run_signer(key.signer.io_timeout(), move || {
-            key.signer.prove_possession(override_pk.as_ref())
+        if key.signer.possession().is_none() {
+            return Err(TezosSignError::Malformed(format!(
+                "the backend of {} ({}) cannot prove possession of its key",
+                key.pkh,
+                key.signer.backend()
+            )));
+        }
+        let execution = key.signer.execution();
+        Ok(dispatch::run(execution, "sign", move || async move {
+            match key.signer.possession() {
+                Some(p) => p.prove_possession(override_pk.as_ref()).await,
+                None => Err(BackendError("no proof-of-possession capability".into())),
+            }
         })
-        .await
+        .await?)
     }
 }

@@ -46,7 +46,7 @@ impl Backend for FileKeystore {
     fn fields_hint(&self) -> &'static str {
         "keystoreFile, keystorePasswordFile"
     }
-    fn known_fields(&self) -> Option<&'static [&'static str]> {
+    fn known_fields(&self) -> Option<Vec<&'static str>> {
         None
     }
     fn prepare(&self, text: &str, file: &Path) -> Result<Box<dyn KeyLoad>, String> {

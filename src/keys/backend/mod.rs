@@ -69,7 +69,7 @@ pub trait Backend: Sync {
     /// Every field its configs may hold (`type` included), or `None` to let unknown fields
     /// pass (Web3Signer's own types, whose configs shared with it may carry more). A strict
     /// backend refuses a misspelled `timeoutMs` instead of falling back to the default.
-    fn known_fields(&self) -> Option<&'static [&'static str]>;
+    fn known_fields(&self) -> Option<Vec<&'static str>>;
     /// Reads one key config: its YAML `text`, from `file` (relative paths resolve against
     /// its directory). Does no key work: no decryption, no token login.
     ///

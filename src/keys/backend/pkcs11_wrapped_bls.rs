@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::keystore::keystore_pubkey;
-use super::pkcs11::{Token, TokenFields, TokenRef, wrapped};
+use super::pkcs11::{TOKEN_FIELDS, Token, TokenFields, TokenRef, wrapped};
 use super::{Backend, KeyLoad, LoadContext, LoadedKey, base_dir, parse};
 use crate::keys::LoadError;
 use crate::keys::memory::MemoryKey;
@@ -43,19 +43,8 @@ impl Backend for Pkcs11WrappedBls {
     fn fields_hint(&self) -> &'static str {
         "module, tokenLabel|slotId, pinFile|pinEnv, wrappedKeystoreFile, aesKeyLabel"
     }
-    fn known_fields(&self) -> Option<&'static [&'static str]> {
-        Some(&[
-            "type",
-            "module",
-            "tokenLabel",
-            "slotId",
-            "pinFile",
-            "pinEnv",
-            "sessions",
-            "timeoutMs",
-            "wrappedKeystoreFile",
-            "aesKeyLabel",
-        ])
+    fn known_fields(&self) -> Option<Vec<&'static str>> {
+        Some([TOKEN_FIELDS, &["wrappedKeystoreFile", "aesKeyLabel"]].concat())
     }
     fn prepare(&self, text: &str, file: &Path) -> Result<Box<dyn KeyLoad>, String> {
         let config: Config = parse(text, self)?;

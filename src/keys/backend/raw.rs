@@ -38,7 +38,7 @@ impl Backend for FileRaw {
     fn fields_hint(&self) -> &'static str {
         "privateKey"
     }
-    fn known_fields(&self) -> Option<&'static [&'static str]> {
+    fn known_fields(&self) -> Option<Vec<&'static str>> {
         None
     }
     fn prepare(&self, text: &str, file: &Path) -> Result<Box<dyn KeyLoad>, String> {

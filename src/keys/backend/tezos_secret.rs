@@ -41,8 +41,8 @@ impl Backend for TezosSecret {
     fn fields_hint(&self) -> &'static str {
         "secretKey, passwordFile, policy"
     }
-    fn known_fields(&self) -> Option<&'static [&'static str]> {
-        Some(&["type", "secretKey", "passwordFile", "policy"])
+    fn known_fields(&self) -> Option<Vec<&'static str>> {
+        Some(vec!["type", "secretKey", "passwordFile", "policy"])
     }
     fn prepare(&self, text: &str, file: &Path) -> Result<Box<dyn KeyLoad>, String> {
         let config: Config = parse(text, self)?;

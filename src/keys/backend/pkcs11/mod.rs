@@ -52,7 +52,7 @@ pub use token::{
     DEFAULT_TIMEOUT_MS, PinSource, Token, TokenRef, TokenSelector, forget_failed_tokens,
 };
 
-pub(crate) use token::TokenFields;
+pub(crate) use token::{TOKEN_FIELDS, TokenFields};
 
 use std::path::{Path, PathBuf};
 
@@ -89,20 +89,8 @@ impl Backend for Pkcs11 {
     fn fields_hint(&self) -> &'static str {
         "module, tokenLabel|slotId, pinFile|pinEnv, keyLabel|keyId, policy"
     }
-    fn known_fields(&self) -> Option<&'static [&'static str]> {
-        Some(&[
-            "type",
-            "module",
-            "tokenLabel",
-            "slotId",
-            "pinFile",
-            "pinEnv",
-            "sessions",
-            "timeoutMs",
-            "keyLabel",
-            "keyId",
-            "policy",
-        ])
+    fn known_fields(&self) -> Option<Vec<&'static str>> {
+        Some([TOKEN_FIELDS, &["keyLabel", "keyId", "policy"]].concat())
     }
     fn prepare(&self, text: &str, file: &Path) -> Result<Box<dyn KeyLoad>, String> {
         let config: Config = parse(text, self)?;

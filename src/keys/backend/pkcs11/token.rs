@@ -366,6 +366,18 @@ fn find_slot(ctx: &Pkcs11, selector: &TokenSelector) -> Result<Slot, HsmError> {
     )))
 }
 
+/// The fields of [`TokenFields`] (and `type`), as a key config spells them.
+pub(crate) const TOKEN_FIELDS: &[&str] = &[
+    "type",
+    "module",
+    "tokenLabel",
+    "slotId",
+    "pinFile",
+    "pinEnv",
+    "sessions",
+    "timeoutMs",
+];
+
 /// The token fields shared by `pkcs11` and `pkcs11-wrapped-bls` key configs, as written.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

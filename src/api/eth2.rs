@@ -53,8 +53,8 @@ fn wants_json(req: &HttpRequest) -> bool {
 /// other types in its own transaction, committed before the signature is released.
 ///
 /// Errors: 400 malformed body or identifier, 404 unknown key, 412 refused by slashing
-/// protection, 413 body over 1 MiB, 503 protection database unavailable (nothing released),
-/// 500 backend fault.
+/// protection, 413 body over 1 MiB, 503 protection database unavailable or key backend past
+/// its timeout (nothing released), 500 backend fault.
 pub async fn sign(
     state: web::Data<AppState>,
     identifier: web::Path<String>,

@@ -7,7 +7,7 @@
 //! protection or a high watermark is written in its own transaction after the protection
 //! transaction rolled back, so the protection record stays as it was. Entries of messages
 //! without a protection record, and refusals by policy, are appended by the API layer
-//! ([`super::ProtectionStore::append_audit`]) before the answer is sent.
+//! ([`super::AuditLog::append_audit`]) before the answer is sent.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -508,7 +508,7 @@ impl ExportFormat {
 /// [`ExportError::Store`] when the records cannot be read, [`ExportError::Output`] when
 /// `out` cannot be written.
 pub async fn export(
-    store: &dyn super::ProtectionStore,
+    store: &dyn super::AuditLog,
     since_ms: i64,
     until_ms: i64,
     format: ExportFormat,

@@ -33,8 +33,8 @@ struct Flaky {
 impl Flaky {
     fn check(&self) -> Result<(), ProtectionError> {
         if self.down.load(Ordering::SeqCst) {
-            Err(ProtectionError::Unavailable(
-                "connection refused (test outage)".into(),
+            Err(ProtectionError::unavailable(
+                "connection refused (test outage)",
             ))
         } else {
             Ok(())

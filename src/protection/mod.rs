@@ -52,13 +52,46 @@ pub enum ProtectionError {
     #[error(transparent)]
     Import(#[from] InterchangeError),
     /// The database cannot be reached or the transaction failed (HTTP 503). Nothing was signed.
-    #[error("slashing protection database unavailable: {0}")]
-    Unavailable(String),
+    #[error("slashing protection database unavailable: {detail}")]
+    Unavailable {
+        /// What failed: the database error's text, or what the store found wrong (never a
+        /// password or key material).
+        detail: String,
+        /// The error that caused it, when there is one: the `sqlx::Error` (an
+        /// `Arc<sqlx::Error>` when one failure answers a whole PostgreSQL group-commit
+        /// batch), the migration error or the file-system error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
 }
 
+impl ProtectionError {
+    /// [`ProtectionError::Unavailable`] without an underlying error: the store itself found
+    /// the database unusable (a corrupt row, a stopped worker, an unsupported URL).
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        ProtectionError::Unavailable {
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// [`ProtectionError::Unavailable`] caused by `source`, described by `detail`.
+    pub fn unavailable_from(
+        detail: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ProtectionError::Unavailable {
+            detail: detail.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// A database error is [`ProtectionError::Unavailable`]: its text as today, the error kept
+/// as the source.
 impl From<sqlx::Error> for ProtectionError {
     fn from(e: sqlx::Error) -> Self {
-        ProtectionError::Unavailable(e.to_string())
+        ProtectionError::unavailable_from(e.to_string(), e)
     }
 }
 
@@ -205,9 +238,32 @@ pub async fn open(
     });
     match opener {
         Some(opener) => opener(url, pool_size).await,
-        None => Err(ProtectionError::Unavailable(format!(
+        None => Err(ProtectionError::unavailable(format!(
             "unsupported slashing protection database URL scheme in `{}` (sqlite:// or postgres:// expected)",
             url.split(':').next().unwrap_or_default()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_error_keeps_its_text_and_is_the_source() {
+        let e = ProtectionError::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "slashing protection database unavailable: {}",
+                sqlx::Error::PoolTimedOut
+            )
+        );
+        let source = std::error::Error::source(&e).expect("the sqlx error is the source");
+        assert!(matches!(
+            source.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::PoolTimedOut)
+        ));
+        assert!(std::error::Error::source(&ProtectionError::unavailable("down")).is_none());
     }
 }

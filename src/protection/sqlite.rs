@@ -101,7 +101,10 @@ impl SqliteStore {
             && !parent.as_os_str().is_empty()
         {
             std::fs::create_dir_all(parent).map_err(|e| {
-                ProtectionError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                ProtectionError::unavailable_from(
+                    format!("cannot create {}: {e}", parent.display()),
+                    e,
+                )
             })?;
         }
         let pool = SqlitePoolOptions::new()

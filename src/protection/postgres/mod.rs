@@ -61,7 +61,7 @@ impl PostgresStore {
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, ProtectionError> {
         let options: PgConnectOptions = url
             .parse()
-            .map_err(|_| ProtectionError::Unavailable("invalid PostgreSQL URL".into()))?;
+            .map_err(|_| ProtectionError::unavailable("invalid PostgreSQL URL"))?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(2))
@@ -248,12 +248,10 @@ impl Eth2Protection for PostgresStore {
                 audit,
                 reply,
             })
-            .map_err(|_| ProtectionError::Unavailable("group-commit workers stopped".into()))?;
-        answer.await.unwrap_or_else(|_| {
-            Err(ProtectionError::Unavailable(
-                "group-commit worker stopped".into(),
-            ))
-        })
+            .map_err(|_| ProtectionError::unavailable("group-commit workers stopped"))?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ProtectionError::unavailable("group-commit worker stopped")))
     }
 
     async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {

@@ -82,7 +82,7 @@ where
         migrator
             .run(pool)
             .await
-            .map_err(|e| ProtectionError::Unavailable(format!("migration failed: {e}")))
+            .map_err(|e| ProtectionError::unavailable_from(format!("migration failed: {e}"), e))
     }
 
     /// [`Sql::insert_audit`] of one entry in `tx`, then commits.

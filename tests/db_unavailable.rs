@@ -17,11 +17,12 @@ use palisade::crypto::bls::SecretKey;
 use palisade::keys::{KeyRegistry, MemoryKey, Signer};
 use palisade::protection::audit::{AuditEntry, AuditRecord, KeyActivity};
 use palisade::protection::interchange::PreparedImport;
+use palisade::protection::roles::{AuditLog, Eth2Protection, ProtectionAdmin, TezosWatermarks};
 use palisade::protection::sqlite::SqliteStore;
 use palisade::protection::watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision};
 use palisade::protection::{
-    Decision, HighWatermark, ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore,
-    PruneSummary, ValidatorHistory,
+    Decision, HighWatermark, ImportSummary, ProtectedMessage, ProtectionError, PruneSummary,
+    ValidatorHistory,
 };
 
 struct Flaky {
@@ -32,8 +33,8 @@ struct Flaky {
 impl Flaky {
     fn check(&self) -> Result<(), ProtectionError> {
         if self.down.load(Ordering::SeqCst) {
-            Err(ProtectionError::Unavailable(
-                "connection refused (test outage)".into(),
+            Err(ProtectionError::unavailable(
+                "connection refused (test outage)",
             ))
         } else {
             Ok(())
@@ -42,11 +43,12 @@ impl Flaky {
 }
 
 #[async_trait]
-impl ProtectionStore for Flaky {
+impl Eth2Protection for Flaky {
     async fn register_validators(&self, keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
         self.check()?;
         self.inner.register_validators(keys).await
     }
+
     async fn check_record_and_audit(
         &self,
         pk: &[u8; 48],
@@ -60,18 +62,52 @@ impl ProtectionStore for Flaky {
             .check_record_and_audit(pk, gvr, m, root, audit)
             .await
     }
-    async fn set_enabled(&self, keys: &[[u8; 48]], enabled: bool) -> Result<(), ProtectionError> {
+
+    async fn history(&self, pk: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
         self.check()?;
-        self.inner.set_enabled(keys, enabled).await
+        self.inner.history(pk).await
     }
-    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
+
+    async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError> {
         self.check()?;
-        self.inner.disabled_validators().await
+        self.inner.genesis_validators_root().await
     }
+
+    async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
+        self.check()?;
+        self.inner.validators().await
+    }
+}
+
+#[async_trait]
+impl TezosWatermarks for Flaky {
+    async fn tezos_check_record_and_audit(
+        &self,
+        r: &TezosWatermarkRequest,
+        audit: AuditEntry,
+    ) -> Result<WatermarkDecision, ProtectionError> {
+        self.check()?;
+        self.inner.tezos_check_record_and_audit(r, audit).await
+    }
+
+    async fn tezos_mark(
+        &self,
+        chain: [u8; 4],
+        pkh: &str,
+        kind: ConsensusKind,
+    ) -> Result<Option<TezosMark>, ProtectionError> {
+        self.check()?;
+        self.inner.tezos_mark(chain, pkh, kind).await
+    }
+}
+
+#[async_trait]
+impl AuditLog for Flaky {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
         self.check()?;
         self.inner.append_audit(entry).await
     }
+
     async fn audit_records(
         &self,
         since: i64,
@@ -82,59 +118,50 @@ impl ProtectionStore for Flaky {
         self.check()?;
         self.inner.audit_records(since, until, after, limit).await
     }
+
     async fn prune_audit(&self, before: i64) -> Result<u64, ProtectionError> {
         self.check()?;
         self.inner.prune_audit(before).await
     }
+
     async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError> {
         self.check()?;
         self.inner.key_activity().await
     }
-    async fn history(&self, pk: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
-        self.check()?;
-        self.inner.history(pk).await
-    }
-    async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError> {
-        self.check()?;
-        self.inner.genesis_validators_root().await
-    }
+}
+
+#[async_trait]
+impl ProtectionAdmin for Flaky {
     async fn import(&self, p: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
         self.check()?;
         self.inner.import(p).await
     }
-    async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
-        self.check()?;
-        self.inner.validators().await
-    }
-    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
-        self.check()?;
-        self.inner.high_watermark().await
-    }
-    async fn set_high_watermark(&self, h: Option<HighWatermark>) -> Result<(), ProtectionError> {
-        self.check()?;
-        self.inner.set_high_watermark(h).await
-    }
+
     async fn prune(&self, keep: u64, spe: u64) -> Result<PruneSummary, ProtectionError> {
         self.check()?;
         self.inner.prune(keep, spe).await
     }
-    async fn tezos_check_record_and_audit(
-        &self,
-        r: &TezosWatermarkRequest,
-        audit: AuditEntry,
-    ) -> Result<WatermarkDecision, ProtectionError> {
+
+    async fn set_enabled(&self, keys: &[[u8; 48]], enabled: bool) -> Result<(), ProtectionError> {
         self.check()?;
-        self.inner.tezos_check_record_and_audit(r, audit).await
+        self.inner.set_enabled(keys, enabled).await
     }
-    async fn tezos_mark(
-        &self,
-        chain: [u8; 4],
-        pkh: &str,
-        kind: ConsensusKind,
-    ) -> Result<Option<TezosMark>, ProtectionError> {
+
+    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
         self.check()?;
-        self.inner.tezos_mark(chain, pkh, kind).await
+        self.inner.disabled_validators().await
     }
+
+    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
+        self.check()?;
+        self.inner.high_watermark().await
+    }
+
+    async fn set_high_watermark(&self, h: Option<HighWatermark>) -> Result<(), ProtectionError> {
+        self.check()?;
+        self.inner.set_high_watermark(h).await
+    }
+
     async fn ping(&self) -> Result<(), ProtectionError> {
         self.check()?;
         self.inner.ping().await

@@ -182,7 +182,7 @@ impl From<ProtectionError> for TezosError {
         let status = super::error::protection_status(&e);
         let id = match e {
             ProtectionError::Watermark(_) => "palisade.tezos.high_watermark",
-            ProtectionError::Unavailable(_) => "palisade.tezos.database_unavailable",
+            _ if e.is_unavailable() => "palisade.tezos.database_unavailable",
             _ => "palisade.tezos.internal",
         };
         let msg = match e {

@@ -7,7 +7,7 @@
 //! protection or a high watermark is written in its own transaction after the protection
 //! transaction rolled back, so the protection record stays as it was. Entries of messages
 //! without a protection record, and refusals by policy, are appended by the API layer
-//! ([`super::ProtectionStore::append_audit`]) before the answer is sent.
+//! ([`super::AuditLog::append_audit`]) before the answer is sent.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -379,7 +379,7 @@ pub(crate) use activity_columns;
 pub(crate) fn activity_of(row: ActivityRow) -> Result<KeyActivity, ProtectionError> {
     let (chain, key, signed, refused, ms, kind, slot, epoch, level, round) = row;
     let chain = Chain::from_name(&chain)
-        .ok_or_else(|| ProtectionError::Unavailable("corrupt key_activity row".into()))?;
+        .ok_or_else(|| ProtectionError::unavailable("corrupt key_activity row"))?;
     let last_signed = match (ms, kind) {
         (Some(time_ms), Some(kind)) => Some(LastSigned {
             time_ms,
@@ -448,7 +448,7 @@ pub(crate) fn record_of(row: AuditDbRow) -> Result<AuditRecord, ProtectionError>
         reason,
         caller,
     ) = row;
-    let corrupt = || ProtectionError::Unavailable(format!("corrupt audit_log row {id}"));
+    let corrupt = || ProtectionError::unavailable(format!("corrupt audit_log row {id}"));
     Ok(AuditRecord {
         id,
         entry: AuditEntry {
@@ -508,7 +508,7 @@ impl ExportFormat {
 /// [`ExportError::Store`] when the records cannot be read, [`ExportError::Output`] when
 /// `out` cannot be written.
 pub async fn export(
-    store: &dyn super::ProtectionStore,
+    store: &dyn super::AuditLog,
     since_ms: i64,
     until_ms: i64,
     format: ExportFormat,
@@ -624,7 +624,7 @@ mod tests {
 
     #[test]
     fn only_decisions_are_refusals() {
-        assert!(refusal_reason(&ProtectionError::Unavailable("down".into())).is_none());
+        assert!(refusal_reason(&ProtectionError::unavailable("down")).is_none());
         assert!(refusal_reason(&ProtectionError::OutOfRange("slot")).is_some());
     }
 }

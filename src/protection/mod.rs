@@ -1,30 +1,27 @@
-//! Slashing protection: the pure rules ([`rules`]) and the [`ProtectionStore`] trait that
-//! persists what was signed. A store checks and records a message in ONE transaction and
-//! returns only after the commit, so a signature is never released before its record is
-//! durable.
+//! Slashing protection: the pure rules ([`rules`]) and the store that persists what was
+//! signed, [`ProtectionStore`], made of the role traits of [`roles`]. A store checks and
+//! records a message in ONE transaction and returns only after the commit, so a signature is
+//! never released before its record is durable.
 
 pub mod audit;
 pub mod interchange;
 pub mod outcome;
 pub mod postgres;
 pub mod release;
+pub mod roles;
 pub mod rules;
 pub(crate) mod sql;
 pub mod sqlite;
 pub mod watermark;
 
-use async_trait::async_trait;
-
 pub use crate::chain::eth2::request::ProtectedMessage;
+pub use roles::{AuditLog, Eth2Protection, ProtectionAdmin, ProtectionStore, TezosWatermarks};
 pub use rules::{
     Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock, Violation,
 };
 
-use audit::{AuditEntry, AuditRecord, KeyActivity};
-use interchange::{Interchange, InterchangeError, PreparedImport};
-use watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision, WatermarkViolation};
-
-use crate::chain::tezos::payload::ConsensusKind;
+use interchange::{Interchange, InterchangeError};
+use watermark::WatermarkViolation;
 
 /// Why a store refused or could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -55,13 +52,46 @@ pub enum ProtectionError {
     #[error(transparent)]
     Import(#[from] InterchangeError),
     /// The database cannot be reached or the transaction failed (HTTP 503). Nothing was signed.
-    #[error("slashing protection database unavailable: {0}")]
-    Unavailable(String),
+    #[error("slashing protection database unavailable: {detail}")]
+    Unavailable {
+        /// What failed: the database error's text, or what the store found wrong (never a
+        /// password or key material).
+        detail: String,
+        /// The error that caused it, when there is one: the `sqlx::Error` (an
+        /// `Arc<sqlx::Error>` when one failure answers a whole PostgreSQL group-commit
+        /// batch), the migration error or the file-system error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
 }
 
+impl ProtectionError {
+    /// [`ProtectionError::Unavailable`] without an underlying error: the store itself found
+    /// the database unusable (a corrupt row, a stopped worker, an unsupported URL).
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        ProtectionError::Unavailable {
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// [`ProtectionError::Unavailable`] caused by `source`, described by `detail`.
+    pub fn unavailable_from(
+        detail: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ProtectionError::Unavailable {
+            detail: detail.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// A database error is [`ProtectionError::Unavailable`]: its text as today, the error kept
+/// as the source.
 impl From<sqlx::Error> for ProtectionError {
     fn from(e: sqlx::Error) -> Self {
-        ProtectionError::Unavailable(e.to_string())
+        ProtectionError::unavailable_from(e.to_string(), e)
     }
 }
 
@@ -74,221 +104,6 @@ pub struct ValidatorHistory {
     pub attestations: Vec<SignedAttestation>,
     /// Low watermarks from imports and pruning.
     pub watermarks: LowWatermarks,
-}
-
-/// The slashing-protection record. Implementations: [`sqlite::SqliteStore`],
-/// [`postgres::PostgresStore`]; [`open`] picks one by URL scheme.
-#[async_trait]
-pub trait ProtectionStore: Send + Sync {
-    /// Makes sure every 48-byte public key has a validator row (idempotent, one statement per key,
-    /// in key order so concurrent starts cannot deadlock).
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn register_validators(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError>;
-
-    /// Checks `message` for the validator against its full history and low watermarks and,
-    /// if it is new and safe, records it together with `audit` (as `signed`) in one
-    /// transaction; commits before returning. Binds the database to `genesis_validators_root`
-    /// the first time. A refusal is recorded as a `refused` audit entry with its reason, in
-    /// its own transaction after the protection transaction rolled back.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Slashable`], [`ProtectionError::GenesisMismatch`],
-    /// [`ProtectionError::OutOfRange`], [`ProtectionError::Unavailable`]; on any error the
-    /// protection record is unchanged.
-    async fn check_record_and_audit(
-        &self,
-        public_key: &[u8; 48],
-        genesis_validators_root: [u8; 32],
-        message: ProtectedMessage,
-        signing_root: [u8; 32],
-        audit: AuditEntry,
-    ) -> Result<Decision, ProtectionError>;
-
-    /// [`ProtectionStore::check_record_and_audit`] with an audit entry of kind `BLOCK` or
-    /// `ATTESTATION` and no caller.
-    ///
-    /// # Errors
-    /// As [`ProtectionStore::check_record_and_audit`].
-    async fn check_and_record(
-        &self,
-        public_key: &[u8; 48],
-        genesis_validators_root: [u8; 32],
-        message: ProtectedMessage,
-        signing_root: [u8; 32],
-    ) -> Result<Decision, ProtectionError> {
-        let kind = match message {
-            ProtectedMessage::Block { .. } => "BLOCK",
-            ProtectedMessage::Attestation { .. } => "ATTESTATION",
-        };
-        let audit = audit::for_protected(public_key, kind, &message, signing_root);
-        self.check_record_and_audit(
-            public_key,
-            genesis_validators_root,
-            message,
-            signing_root,
-            audit,
-        )
-        .await
-    }
-
-    /// The full record of one validator (empty if unknown).
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError>;
-
-    /// The genesis validators root the database is bound to, if any.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError>;
-
-    /// Imports an EIP-3076 interchange: merges the records (every row kept, see
-    /// `docs/design.md`), raises each validator's import watermarks to the file's minima, binds
-    /// the database to the file's genesis validators root if unbound. Written in transactions
-    /// of at most [`interchange::IMPORT_BATCH_RECORDS`] records
-    /// ([`PreparedImport::batches`]), so signing waits for one batch at most.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Import`] (genesis mismatch: nothing is written),
-    /// [`ProtectionError::Unavailable`] (the batches committed before the error stay: each
-    /// only makes the record stricter; importing the file again completes it).
-    async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError>;
-
-    /// Every validator public key in the database, sorted.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError>;
-
-    /// The global high watermark, if set.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError>;
-
-    /// Sets (`Some`) or removes (`None`) the global high watermark.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn set_high_watermark(&self, high: Option<HighWatermark>) -> Result<(), ProtectionError>;
-
-    /// Deletes, per validator, blocks more than `epochs_to_keep` epochs (of `slots_per_epoch`
-    /// slots) below its newest block and attestations more than `epochs_to_keep` epochs below
-    /// its newest target, after raising its low watermarks so that no rule becomes weaker.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`]; on error nothing is deleted.
-    async fn prune(
-        &self,
-        epochs_to_keep: u64,
-        slots_per_epoch: u64,
-    ) -> Result<PruneSummary, ProtectionError>;
-
-    /// Checks a Tezos consensus request against the high watermark of its (chain id, pkh,
-    /// kind) and, when it is strictly above, records the new mark with the request's payload
-    /// hash and signature; the decision is recorded as `audit` (`signed`, or `refused` with
-    /// the violation) in the same transaction, committed before returning. Serialised per
-    /// mark across processes.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Watermark`] (the mark is unchanged), [`ProtectionError::Unavailable`]
-    /// (nothing written).
-    async fn tezos_check_record_and_audit(
-        &self,
-        request: &TezosWatermarkRequest,
-        audit: AuditEntry,
-    ) -> Result<WatermarkDecision, ProtectionError>;
-
-    /// [`ProtectionStore::tezos_check_record_and_audit`] with an audit entry built from the
-    /// request and no caller.
-    ///
-    /// # Errors
-    /// As [`ProtectionStore::tezos_check_record_and_audit`].
-    async fn tezos_check_and_record(
-        &self,
-        request: &TezosWatermarkRequest,
-    ) -> Result<WatermarkDecision, ProtectionError> {
-        let audit = AuditEntry::tezos(
-            &request.pkh,
-            request.kind.as_str(),
-            Some(request.payload_hash),
-        )
-        .with_level_round(request.level, request.round);
-        self.tezos_check_record_and_audit(request, audit).await
-    }
-
-    /// Appends one audit entry (and updates its key's totals) in its own transaction;
-    /// commits before returning. For decisions without a protection record: eth2 messages
-    /// other than blocks and attestations, Tezos non-consensus operations, policy refusals.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError>;
-
-    /// Up to `limit` audit records with `since_ms <= time_ms < until_ms` (Unix milliseconds)
-    /// and `id > after_id`, by ascending id (page with the last id returned).
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn audit_records(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-        after_id: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, ProtectionError>;
-
-    /// Deletes audit records older than `before_ms` (Unix milliseconds), in chunks so that
-    /// signing is not held up; returns how many were deleted. Per-key totals are kept.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`] (chunks deleted before the error stay deleted).
-    async fn prune_audit(&self, before_ms: i64) -> Result<u64, ProtectionError>;
-
-    /// Lifetime totals of every key that has an audit entry, by chain then key.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError>;
-
-    /// The high watermark of one (chain id, pkh, kind), if anything was signed.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn tezos_mark(
-        &self,
-        chain_id: [u8; 4],
-        pkh: &str,
-        kind: ConsensusKind,
-    ) -> Result<Option<TezosMark>, ProtectionError>;
-
-    /// Enables or disables validators (registering unknown ones). A disabled validator's
-    /// blocks and attestations are refused with [`ProtectionError::Disabled`] by every instance
-    /// sharing the database; its records stay and still protect it. Serialised with
-    /// check-and-record per validator, so no record commits after a disable returns.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn set_enabled(
-        &self,
-        public_keys: &[[u8; 48]],
-        enabled: bool,
-    ) -> Result<(), ProtectionError>;
-
-    /// The 48-byte public keys of the validators that are disabled, sorted.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError>;
-
-    /// A cheap round trip to the database, for health checks.
-    ///
-    /// # Errors
-    /// [`ProtectionError::Unavailable`].
-    async fn ping(&self) -> Result<(), ProtectionError>;
 }
 
 /// What an import wrote.
@@ -321,7 +136,7 @@ pub struct PruneSummary {
 /// [`ProtectionError::Unavailable`], or [`ProtectionError::Import`] when the database has no
 /// genesis validators root yet (nothing was ever signed or imported).
 pub async fn export(
-    store: &dyn ProtectionStore,
+    store: &dyn Eth2Protection,
     pubkeys: Option<&[[u8; 48]]>,
 ) -> Result<Interchange, ProtectionError> {
     let root = store.genesis_validators_root().await?.ok_or_else(|| {
@@ -423,9 +238,32 @@ pub async fn open(
     });
     match opener {
         Some(opener) => opener(url, pool_size).await,
-        None => Err(ProtectionError::Unavailable(format!(
+        None => Err(ProtectionError::unavailable(format!(
             "unsupported slashing protection database URL scheme in `{}` (sqlite:// or postgres:// expected)",
             url.split(':').next().unwrap_or_default()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_error_keeps_its_text_and_is_the_source() {
+        let e = ProtectionError::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "slashing protection database unavailable: {}",
+                sqlx::Error::PoolTimedOut
+            )
+        );
+        let source = std::error::Error::source(&e).expect("the sqlx error is the source");
+        assert!(matches!(
+            source.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::PoolTimedOut)
+        ));
+        assert!(std::error::Error::source(&ProtectionError::unavailable("down")).is_none());
     }
 }

@@ -3,6 +3,7 @@
 //! and the reason the audit trail records. Refusals (the message would be unsafe to sign, or
 //! cannot be ordered) are kept apart from faults (the database did not answer, an import
 //! document is unusable): a refusal is a decision and is audited; a fault is not.
+//! [`ProtectionError::is_unavailable`] names the one fault the database causes (503).
 
 use super::{ProtectionError, Violation};
 
@@ -49,8 +50,16 @@ impl ProtectionError {
             ProtectionError::Disabled(_) => refused(412, "disabled"),
             ProtectionError::OutOfRange(_) => refused(400, "out_of_range"),
             ProtectionError::Import(_) => fault(400),
-            ProtectionError::Unavailable(_) => fault(503),
+            ProtectionError::Unavailable { .. } => fault(503),
         }
+    }
+
+    /// Whether the database did not answer (the 503 fault of [`ProtectionError::outcome`]):
+    /// what the protection database call metrics count as unavailable and the octez error id
+    /// `palisade.tezos.database_unavailable` names. Nothing was recorded and nothing may be
+    /// signed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ProtectionError::Unavailable { .. })
     }
 }
 
@@ -81,9 +90,11 @@ mod tests {
         let o = slashable.outcome();
         assert_eq!((o.status, o.metric_label), (412, Some("double_block")));
         assert!(o.is_refusal());
-        let down = ProtectionError::Unavailable("down".into()).outcome();
+        let down = ProtectionError::unavailable("down").outcome();
         assert_eq!((down.status, down.metric_label), (503, None));
         assert!(!down.is_refusal());
+        assert!(ProtectionError::unavailable("down").is_unavailable());
+        assert!(!slashable.is_unavailable());
         let range = ProtectionError::OutOfRange("slot").outcome();
         assert_eq!(range.status, 400);
         assert!(range.is_refusal());

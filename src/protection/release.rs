@@ -43,8 +43,9 @@
 //! ```
 
 use super::audit::AuditEntry;
+use super::roles::{AuditLog, Eth2Protection, TezosWatermarks};
 use super::watermark::{TezosWatermarkRequest, WatermarkDecision};
-use super::{Decision, ProtectedMessage, ProtectionError, ProtectionStore};
+use super::{Decision, ProtectedMessage, ProtectionError};
 
 /// Proof that the record of one signing decision committed durably. Made only by this
 /// module's functions after the store's transaction committed; consumed by
@@ -104,14 +105,14 @@ impl<S> Pending<S> {
     }
 }
 
-/// Runs [`ProtectionStore::check_record_and_audit`] (the eth2 check, record and audit entry
+/// Runs [`Eth2Protection::check_record_and_audit`] (the eth2 check, record and audit entry
 /// in one transaction) and, when it committed, returns its decision with the proof for
 /// `signing_root`.
 ///
 /// # Errors
 /// The store's [`ProtectionError`]: a refusal or an unavailable database; no proof.
 pub async fn eth2_check_and_record(
-    store: &dyn ProtectionStore,
+    store: &dyn Eth2Protection,
     public_key: &[u8; 48],
     genesis_validators_root: [u8; 32],
     message: ProtectedMessage,
@@ -141,7 +142,7 @@ pub async fn eth2_check_and_record(
 /// # Errors
 /// The store's [`ProtectionError`] (database unavailable); no proof.
 pub async fn audit_only(
-    store: &dyn ProtectionStore,
+    store: &dyn AuditLog,
     audit: &AuditEntry,
     subject: [u8; 32],
 ) -> Result<Committed, ProtectionError> {
@@ -149,7 +150,7 @@ pub async fn audit_only(
     Ok(Committed { subject })
 }
 
-/// Runs [`ProtectionStore::tezos_check_record_and_audit`] (high watermark and audit entry
+/// Runs [`TezosWatermarks::tezos_check_record_and_audit`] (high watermark and audit entry
 /// in one transaction) and, when it committed, returns its decision with the proof for
 /// `subject` (the blake2b-256 digest of the signed bytes).
 ///
@@ -157,7 +158,7 @@ pub async fn audit_only(
 /// The store's [`ProtectionError`]: refused by the high watermark, or database unavailable;
 /// no proof.
 pub async fn tezos_check_and_record(
-    store: &dyn ProtectionStore,
+    store: &dyn TezosWatermarks,
     request: &TezosWatermarkRequest,
     audit: AuditEntry,
     subject: [u8; 32],

@@ -1,5 +1,6 @@
-//! The embedded [`ProtectionStore`]: SQLite through `sqlx`, WAL journal, `synchronous=FULL`
-//! (a commit is on disk before it returns), migrations from `migrations/sqlite/`.
+//! The embedded [`ProtectionStore`](super::ProtectionStore): SQLite through `sqlx`, WAL
+//! journal, `synchronous=FULL` (a commit is on disk before it returns), migrations from
+//! `migrations/sqlite/`.
 //!
 //! Writers take the database lock at `BEGIN IMMEDIATE`, so check-and-record transactions
 //! are serialised and never fail on a lock upgrade. The statements and flows it shares with
@@ -23,12 +24,13 @@ use crate::chain::tezos::payload::ConsensusKind;
 
 use super::audit::{AuditEntry, AuditRecord, KeyActivity, db_int};
 use super::interchange::PreparedImport;
+use super::roles::{AuditLog, Eth2Protection, ProtectionAdmin, TezosWatermarks};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
 use super::sql::{self, Keep, Sql, rows};
 use super::watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision};
 use super::{
-    ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
-    ValidatorHistory, check_root, to_db,
+    ImportSummary, ProtectedMessage, ProtectionError, PruneSummary, ValidatorHistory, check_root,
+    to_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -99,7 +101,10 @@ impl SqliteStore {
             && !parent.as_os_str().is_empty()
         {
             std::fs::create_dir_all(parent).map_err(|e| {
-                ProtectionError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                ProtectionError::unavailable_from(
+                    format!("cannot create {}: {e}", parent.display()),
+                    e,
+                )
             })?;
         }
         let pool = SqlitePoolOptions::new()
@@ -124,7 +129,7 @@ impl SqliteStore {
         Ok((writer, tx))
     }
 
-    /// The protection transaction of [`ProtectionStore::check_record_and_audit`]: decides,
+    /// The protection transaction of [`Eth2Protection::check_record_and_audit`]: decides,
     /// records the message and its `signed` audit entry, commits.
     async fn record_eth2(
         &self,
@@ -317,7 +322,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl ProtectionStore for SqliteStore {
+impl Eth2Protection for SqliteStore {
     async fn register_validators(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
         let mut sorted = public_keys.to_vec();
         sorted.sort_unstable();
@@ -354,31 +359,43 @@ impl ProtectionStore for SqliteStore {
         result
     }
 
-    async fn set_enabled(
+    async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(Sqlite::history(&mut conn, public_key).await?)
+    }
+
+    async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError> {
+        Ok(Sqlite::genesis_root(&self.pool).await?)
+    }
+
+    async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
+        Ok(Sqlite::validators(&self.pool).await?)
+    }
+}
+
+#[async_trait]
+impl TezosWatermarks for SqliteStore {
+    async fn tezos_check_record_and_audit(
         &self,
-        public_keys: &[[u8; 48]],
-        enabled: bool,
-    ) -> Result<(), ProtectionError> {
-        let mut keys = public_keys.to_vec();
-        keys.sort_unstable();
-        keys.dedup();
-        let (_writer, mut tx) = self.write().await?;
-        for k in &keys {
-            let id = Self::validator_id(&mut tx, k).await?;
-            sqlx::query("UPDATE validators SET enabled = $1 WHERE id = $2")
-                .bind(i64::from(enabled))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        request: &TezosWatermarkRequest,
+        audit: AuditEntry,
+    ) -> Result<WatermarkDecision, ProtectionError> {
+        let (_writer, tx) = self.write().await?;
+        Sqlite::tezos_record(tx, request, &audit).await?
     }
 
-    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
-        Ok(Sqlite::disabled_validators(&self.pool).await?)
+    async fn tezos_mark(
+        &self,
+        chain_id: [u8; 4],
+        pkh: &str,
+        kind: ConsensusKind,
+    ) -> Result<Option<TezosMark>, ProtectionError> {
+        Sqlite::tezos_mark(&self.pool, chain_id, pkh, kind).await
     }
+}
 
+#[async_trait]
+impl AuditLog for SqliteStore {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
         let (_writer, tx) = self.write().await?;
         Ok(Sqlite::append_audit_in(tx, entry).await?)
@@ -405,16 +422,10 @@ impl ProtectionStore for SqliteStore {
     async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError> {
         Sqlite::key_activity(&self.pool).await
     }
+}
 
-    async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(Sqlite::history(&mut conn, public_key).await?)
-    }
-
-    async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError> {
-        Ok(Sqlite::genesis_root(&self.pool).await?)
-    }
-
+#[async_trait]
+impl ProtectionAdmin for SqliteStore {
     async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
         // One transaction per bounded batch, so signing interleaves with a large import.
         sql::import_in_batches(prepared, move |batch, last| async move {
@@ -429,19 +440,6 @@ impl ProtectionStore for SqliteStore {
             Ok(summary)
         })
         .await
-    }
-
-    async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
-        Ok(Sqlite::validators(&self.pool).await?)
-    }
-
-    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
-        Ok(Sqlite::high_watermark(&self.pool).await?)
-    }
-
-    async fn set_high_watermark(&self, high: Option<HighWatermark>) -> Result<(), ProtectionError> {
-        let _writer = self.writer.lock().await;
-        Sqlite::set_high_watermark(&self.pool, high).await
     }
 
     async fn prune(
@@ -462,22 +460,38 @@ impl ProtectionStore for SqliteStore {
         Ok(summary)
     }
 
-    async fn tezos_check_record_and_audit(
+    async fn set_enabled(
         &self,
-        request: &TezosWatermarkRequest,
-        audit: AuditEntry,
-    ) -> Result<WatermarkDecision, ProtectionError> {
-        let (_writer, tx) = self.write().await?;
-        Sqlite::tezos_record(tx, request, &audit).await?
+        public_keys: &[[u8; 48]],
+        enabled: bool,
+    ) -> Result<(), ProtectionError> {
+        let mut keys = public_keys.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
+        let (_writer, mut tx) = self.write().await?;
+        for k in &keys {
+            let id = Self::validator_id(&mut tx, k).await?;
+            sqlx::query("UPDATE validators SET enabled = $1 WHERE id = $2")
+                .bind(i64::from(enabled))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
-    async fn tezos_mark(
-        &self,
-        chain_id: [u8; 4],
-        pkh: &str,
-        kind: ConsensusKind,
-    ) -> Result<Option<TezosMark>, ProtectionError> {
-        Sqlite::tezos_mark(&self.pool, chain_id, pkh, kind).await
+    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
+        Ok(Sqlite::disabled_validators(&self.pool).await?)
+    }
+
+    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
+        Ok(Sqlite::high_watermark(&self.pool).await?)
+    }
+
+    async fn set_high_watermark(&self, high: Option<HighWatermark>) -> Result<(), ProtectionError> {
+        let _writer = self.writer.lock().await;
+        Sqlite::set_high_watermark(&self.pool, high).await
     }
 
     async fn ping(&self) -> Result<(), ProtectionError> {

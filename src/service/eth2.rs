@@ -117,7 +117,7 @@ impl Eth2Service<'_> {
                         audit,
                     )
                     .await;
-                    let unavailable = matches!(d, Err(ProtectionError::Unavailable(_)));
+                    let unavailable = d.as_ref().is_err_and(ProtectionError::is_unavailable);
                     METRICS.db_call("eth2_check_and_record", t.elapsed(), unavailable);
                     d
                 };

@@ -370,7 +370,7 @@ impl TezosService<'_> {
                 METRICS.db_call(
                     "tezos_check_and_record",
                     t.elapsed(),
-                    matches!(decided, Err(ProtectionError::Unavailable(_))),
+                    decided.as_ref().is_err_and(ProtectionError::is_unavailable),
                 );
                 if matches!(decided, Err(ProtectionError::Watermark(_))) {
                     METRICS

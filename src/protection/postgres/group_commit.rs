@@ -83,10 +83,12 @@ async fn run(pool: &PgPool, bound_root: &OnceLock<[u8; 32]>, batch: Vec<Job>) {
     let answers = retrying(|| decide_and_record(pool, bound_root, &batch))
         .await
         .unwrap_or_else(|e| {
+            // One database error answers every job of the batch: each keeps it as its source.
             let msg = e.to_string();
+            let e = Arc::new(e);
             batch
                 .iter()
-                .map(|_| Err(ProtectionError::Unavailable(msg.clone())))
+                .map(|_| Err(ProtectionError::unavailable_from(msg.clone(), e.clone())))
                 .collect()
         });
     for (job, answer) in batch.into_iter().zip(answers) {
@@ -343,9 +345,7 @@ async fn decide_and_record(
                 .map(|job| {
                     Err(check_root(&now_bound, &job.genesis_validators_root)
                         .err()
-                        .unwrap_or_else(|| {
-                            ProtectionError::Unavailable("genesis binding raced".into())
-                        }))
+                        .unwrap_or_else(|| ProtectionError::unavailable("genesis binding raced")))
                 })
                 .collect());
         }
@@ -367,6 +367,6 @@ async fn decide_and_record(
     }
     Ok(answers
         .into_iter()
-        .map(|a| a.unwrap_or_else(|| Err(ProtectionError::Unavailable("job not decided".into()))))
+        .map(|a| a.unwrap_or_else(|| Err(ProtectionError::unavailable("job not decided"))))
         .collect())
 }

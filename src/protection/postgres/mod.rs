@@ -1,5 +1,6 @@
-//! The shared [`ProtectionStore`]: PostgreSQL through `sqlx`, for several palisade instances
-//! on one database. Migrations from `migrations/postgres/` run at start-up.
+//! The shared [`ProtectionStore`](super::ProtectionStore): PostgreSQL through `sqlx`, for
+//! several palisade instances on one database. Migrations from `migrations/postgres/` run at
+//! start-up.
 //!
 //! The check-and-insert for one validator is serialised across processes by a
 //! transaction-scoped advisory lock on the validator's id (`pg_advisory_xact_lock`), taken at
@@ -29,12 +30,13 @@ use crate::chain::tezos::payload::ConsensusKind;
 
 use super::audit::{AuditEntry, AuditRecord, KeyActivity};
 use super::interchange::PreparedImport;
+use super::roles::{AuditLog, Eth2Protection, ProtectionAdmin, TezosWatermarks};
 use super::rules::{Decision, HighWatermark};
 use super::sql::{self, Keep, Sql};
 use super::watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision};
 use super::{
-    ImportSummary, ProtectedMessage, ProtectionError, ProtectionStore, PruneSummary,
-    ValidatorHistory, check_root, to_db,
+    ImportSummary, ProtectedMessage, ProtectionError, PruneSummary, ValidatorHistory, check_root,
+    to_db,
 };
 use group_commit::Job;
 use locks::{lock_tezos_mark, lock_validators, retrying};
@@ -59,7 +61,7 @@ impl PostgresStore {
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, ProtectionError> {
         let options: PgConnectOptions = url
             .parse()
-            .map_err(|_| ProtectionError::Unavailable("invalid PostgreSQL URL".into()))?;
+            .map_err(|_| ProtectionError::unavailable("invalid PostgreSQL URL"))?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(2))
@@ -199,7 +201,7 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl ProtectionStore for PostgresStore {
+impl Eth2Protection for PostgresStore {
     async fn register_validators(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
         let keys: Vec<Vec<u8>> = public_keys.iter().map(|k| k.to_vec()).collect();
         let mut conn = self.pool.acquire().await?;
@@ -246,12 +248,10 @@ impl ProtectionStore for PostgresStore {
                 audit,
                 reply,
             })
-            .map_err(|_| ProtectionError::Unavailable("group-commit workers stopped".into()))?;
-        answer.await.unwrap_or_else(|_| {
-            Err(ProtectionError::Unavailable(
-                "group-commit worker stopped".into(),
-            ))
-        })
+            .map_err(|_| ProtectionError::unavailable("group-commit workers stopped"))?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ProtectionError::unavailable("group-commit worker stopped")))
     }
 
     async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
@@ -263,46 +263,13 @@ impl ProtectionStore for PostgresStore {
         Ok(Postgres::genesis_root(&self.pool).await?)
     }
 
-    async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
-        // One transaction per bounded batch (each retried on serialisation failures), so the
-        // validators' advisory locks are held for one batch at a time.
-        sql::import_in_batches(prepared, move |batch, _last| async move {
-            retrying(|| self.import_attempt(&batch)).await?
-        })
-        .await
-    }
-
     async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
         Ok(Postgres::validators(&self.pool).await?)
     }
+}
 
-    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
-        Ok(Postgres::high_watermark(&self.pool).await?)
-    }
-
-    async fn set_high_watermark(&self, high: Option<HighWatermark>) -> Result<(), ProtectionError> {
-        Postgres::set_high_watermark(&self.pool, high).await
-    }
-
-    async fn prune(
-        &self,
-        epochs_to_keep: u64,
-        slots_per_epoch: u64,
-    ) -> Result<PruneSummary, ProtectionError> {
-        let keep = Keep::new(epochs_to_keep, slots_per_epoch);
-        let mut summary = PruneSummary::default();
-        // One short transaction per validator, under its lock, so signing is never blocked for long.
-        for id in Postgres::validator_ids(&self.pool).await? {
-            let mut tx = self.pool.begin().await?;
-            lock_validators(&mut tx, &[id]).await?;
-            let s = Postgres::prune_validator(&mut tx, id, keep).await?;
-            tx.commit().await?;
-            summary.blocks += s.blocks;
-            summary.attestations += s.attestations;
-        }
-        Ok(summary)
-    }
-
+#[async_trait]
+impl TezosWatermarks for PostgresStore {
     async fn tezos_check_record_and_audit(
         &self,
         request: &TezosWatermarkRequest,
@@ -325,9 +292,64 @@ impl ProtectionStore for PostgresStore {
     ) -> Result<Option<TezosMark>, ProtectionError> {
         Postgres::tezos_mark(&self.pool, chain_id, pkh, kind).await
     }
+}
 
-    async fn ping(&self) -> Result<(), ProtectionError> {
-        Ok(Postgres::ping(&self.pool).await?)
+#[async_trait]
+impl AuditLog for PostgresStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
+        Ok(
+            retrying(|| async { Postgres::append_audit_in(self.pool.begin().await?, entry).await })
+                .await?,
+        )
+    }
+
+    async fn audit_records(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, ProtectionError> {
+        Postgres::audit_records(&self.pool, since_ms, until_ms, after_id, limit).await
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, ProtectionError> {
+        sql::prune_audit(|| Postgres::prune_audit_chunk(&self.pool, before_ms)).await
+    }
+
+    async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError> {
+        Postgres::key_activity(&self.pool).await
+    }
+}
+
+#[async_trait]
+impl ProtectionAdmin for PostgresStore {
+    async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
+        // One transaction per bounded batch (each retried on serialisation failures), so the
+        // validators' advisory locks are held for one batch at a time.
+        sql::import_in_batches(prepared, move |batch, _last| async move {
+            retrying(|| self.import_attempt(&batch)).await?
+        })
+        .await
+    }
+
+    async fn prune(
+        &self,
+        epochs_to_keep: u64,
+        slots_per_epoch: u64,
+    ) -> Result<PruneSummary, ProtectionError> {
+        let keep = Keep::new(epochs_to_keep, slots_per_epoch);
+        let mut summary = PruneSummary::default();
+        // One short transaction per validator, under its lock, so signing is never blocked for long.
+        for id in Postgres::validator_ids(&self.pool).await? {
+            let mut tx = self.pool.begin().await?;
+            lock_validators(&mut tx, &[id]).await?;
+            let s = Postgres::prune_validator(&mut tx, id, keep).await?;
+            tx.commit().await?;
+            summary.blocks += s.blocks;
+            summary.attestations += s.attestations;
+        }
+        Ok(summary)
     }
 
     async fn set_enabled(
@@ -359,28 +381,15 @@ impl ProtectionStore for PostgresStore {
         Ok(Postgres::disabled_validators(&self.pool).await?)
     }
 
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
-        Ok(
-            retrying(|| async { Postgres::append_audit_in(self.pool.begin().await?, entry).await })
-                .await?,
-        )
+    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
+        Ok(Postgres::high_watermark(&self.pool).await?)
     }
 
-    async fn audit_records(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-        after_id: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, ProtectionError> {
-        Postgres::audit_records(&self.pool, since_ms, until_ms, after_id, limit).await
+    async fn set_high_watermark(&self, high: Option<HighWatermark>) -> Result<(), ProtectionError> {
+        Postgres::set_high_watermark(&self.pool, high).await
     }
 
-    async fn prune_audit(&self, before_ms: i64) -> Result<u64, ProtectionError> {
-        sql::prune_audit(|| Postgres::prune_audit_chunk(&self.pool, before_ms)).await
-    }
-
-    async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError> {
-        Postgres::key_activity(&self.pool).await
+    async fn ping(&self) -> Result<(), ProtectionError> {
+        Ok(Postgres::ping(&self.pool).await?)
     }
 }

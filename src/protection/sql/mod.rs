@@ -21,11 +21,10 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type
 
 use super::audit::{self, ActivityRow, AuditDbRow, AuditEntry, AuditRecord, KeyActivity};
 use super::interchange::{InterchangeError, PreparedImport, ValidatorImport, merge_watermarks};
+use super::roles::AuditLog;
 use super::rules::{self, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
 use super::watermark::{self, TezosMark, TezosWatermarkRequest, WatermarkDecision};
-use super::{
-    ImportSummary, ProtectionError, ProtectionStore, PruneSummary, ValidatorHistory, to_db,
-};
+use super::{ImportSummary, ProtectionError, PruneSummary, ValidatorHistory, to_db};
 use crate::chain::tezos::payload::ConsensusKind;
 use rows::{AttestationRow, BlockRow, HighRow, LowRow, MarkRow};
 
@@ -83,7 +82,7 @@ where
         migrator
             .run(pool)
             .await
-            .map_err(|e| ProtectionError::Unavailable(format!("migration failed: {e}")))
+            .map_err(|e| ProtectionError::unavailable_from(format!("migration failed: {e}"), e))
     }
 
     /// [`Sql::insert_audit`] of one entry in `tx`, then commits.
@@ -521,7 +520,7 @@ impl Keep {
 /// Records a refused eth2 decision (one [`audit::refusal_reason`] gives a reason for) as a
 /// `refused` audit entry in its own transaction, after the protection transaction rolled back.
 /// A failure to write it is logged, not returned: the caller answers with the refusal either way.
-pub(crate) async fn audit_refusal<S: ProtectionStore + ?Sized>(
+pub(crate) async fn audit_refusal<S: AuditLog + ?Sized>(
     store: &S,
     audit: &AuditEntry,
     refusal: &ProtectionError,

@@ -67,7 +67,7 @@ pub(crate) fn high_of((epoch, slot): HighRow) -> HighWatermark {
 /// [`ProtectionError::Unavailable`] for a row the schema's checks should have prevented.
 pub(crate) fn mark_of(row: MarkRow) -> Result<TezosMark, ProtectionError> {
     let (level, round, hash, signature) = row;
-    let corrupt = || ProtectionError::Unavailable("corrupt tezos_high_watermarks row".into());
+    let corrupt = || ProtectionError::unavailable("corrupt tezos_high_watermarks row");
     Ok(TezosMark {
         level: u32::try_from(level).map_err(|_| corrupt())?,
         round: u32::try_from(round).map_err(|_| corrupt())?,

@@ -28,7 +28,7 @@ fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("palisade: {e:#}");
+            eprintln!("palisade: {}", palisade::cli::one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }

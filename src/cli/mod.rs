@@ -128,3 +128,46 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
+/// An error and its causes on one line, `message: cause: cause`, leaving out a cause whose
+/// text the line already holds (errors such as `ProtectionError::Unavailable` both show their
+/// source's text and return it as their source).
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::one_line;
+
+    #[test]
+    fn causes_already_shown_are_not_repeated() {
+        let io = std::io::Error::other("connection refused");
+        let e = palisade_error(io);
+        assert_eq!(
+            one_line(&e),
+            "opening the store: slashing protection database unavailable: connection refused"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&plain), "outer: inner");
+    }
+
+    fn palisade_error(io: std::io::Error) -> anyhow::Error {
+        let text = io.to_string();
+        anyhow::Error::new(crate::protection::ProtectionError::unavailable_from(
+            text, io,
+        ))
+        .context("opening the store")
+    }
+}

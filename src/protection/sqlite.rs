@@ -4,15 +4,15 @@
 //!
 //! Writers take the database lock at `BEGIN IMMEDIATE`, so check-and-record transactions
 //! are serialised and never fail on a lock upgrade. The statements and flows it shares with
-//! PostgreSQL are in [`super::sql`]; what is here is the opening, the writer lock and the
-//! one-message check-and-record.
+//! PostgreSQL are in [`super::sql`], and so are the role traits' implementations
+//! (`sql::store`); what is here is the opening, the writer lock, the one-message
+//! check-and-record and the transactions of the store's other writes.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use parking_lot::RwLock;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
@@ -20,26 +20,17 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use crate::chain::tezos::payload::ConsensusKind;
-
-use super::audit::{AuditEntry, AuditRecord, KeyActivity, db_int};
+use super::audit::{AuditEntry, db_int};
 use super::interchange::PreparedImport;
-use super::roles::{AuditLog, Eth2Protection, ProtectionAdmin, TezosWatermarks};
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
+use super::sql::store::{Eth2Record, SqlStore};
 use super::sql::{self, Keep, Sql, rows};
-use super::watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision};
-use super::{
-    ImportSummary, ProtectedMessage, ProtectionError, PruneSummary, ValidatorHistory, check_root,
-    to_db,
-};
+use super::watermark::{TezosWatermarkRequest, WatermarkDecision};
+use super::{ImportSummary, ProtectedMessage, ProtectionError, PruneSummary, check_root, to_db};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 impl Sql for Sqlite {
-    fn rows_affected(result: &SqliteQueryResult) -> u64 {
-        result.rows_affected()
-    }
-
     /// One insert per entry; the `audit_log_key_activity` trigger adds each to its key's
     /// totals.
     async fn insert_audit(
@@ -69,6 +60,10 @@ impl Sql for Sqlite {
             .await?;
         }
         Ok(())
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 
@@ -129,16 +124,19 @@ impl SqliteStore {
         Ok((writer, tx))
     }
 
-    /// The protection transaction of [`Eth2Protection::check_record_and_audit`]: decides,
+    /// The protection transaction of [`super::Eth2Protection::check_record_and_audit`]: decides,
     /// records the message and its `signed` audit entry, commits.
-    async fn record_eth2(
+    async fn check_and_record_in(
         &self,
-        public_key: &[u8; 48],
-        genesis_validators_root: [u8; 32],
-        message: ProtectedMessage,
-        signing_root: [u8; 32],
-        audit: &AuditEntry,
+        record: &Eth2Record<'_>,
     ) -> Result<Decision, ProtectionError> {
+        let &Eth2Record {
+            public_key,
+            genesis_validators_root,
+            message,
+            signing_root,
+            ref audit,
+        } = record;
         if let Some(bound) = self.bound_root.get() {
             check_root(bound, &genesis_validators_root)?;
         }
@@ -277,25 +275,6 @@ impl SqliteStore {
         Ok((low, high, enabled))
     }
 
-    /// One import transaction: binds (or checks) the genesis validators root, then merges
-    /// the batch's records and raises its validators' low watermarks.
-    async fn import_batch(
-        &self,
-        prepared: &PreparedImport,
-    ) -> Result<ImportSummary, ProtectionError> {
-        let (_writer, mut tx) = self.write().await?;
-        self.bind_genesis(&mut tx, prepared.genesis_validators_root)
-            .await
-            .map_err(sql::import_error)?;
-        for v in &prepared.validators {
-            let id = Self::validator_id(&mut tx, &v.pubkey).await?;
-            Sqlite::import_validator(&mut tx, id, v).await?;
-        }
-        tx.commit().await?;
-        let _ = self.bound_root.set(prepared.genesis_validators_root);
-        Ok(sql::import_summary(prepared))
-    }
-
     /// Binds the database to `root` if unbound; refuses another root. Runs inside the
     /// caller's transaction; the root is cached only after the commit.
     async fn bind_genesis(
@@ -321,9 +300,14 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl Eth2Protection for SqliteStore {
-    async fn register_validators(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
+impl SqlStore for SqliteStore {
+    type Db = Sqlite;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn register(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
         let mut sorted = public_keys.to_vec();
         sorted.sort_unstable();
         let (_writer, mut tx) = self.write().await?;
@@ -336,119 +320,59 @@ impl Eth2Protection for SqliteStore {
         Ok(())
     }
 
-    async fn check_record_and_audit(
-        &self,
-        public_key: &[u8; 48],
-        genesis_validators_root: [u8; 32],
-        message: ProtectedMessage,
-        signing_root: [u8; 32],
-        audit: AuditEntry,
-    ) -> Result<Decision, ProtectionError> {
-        let result = self
-            .record_eth2(
-                public_key,
-                genesis_validators_root,
-                message,
-                signing_root,
-                &audit,
-            )
-            .await;
+    /// The protection transaction, then a refusal's audit entry.
+    async fn record_eth2(&self, record: Eth2Record<'_>) -> Result<Decision, ProtectionError> {
+        let result = self.check_and_record_in(&record).await;
         if let Err(e) = &result {
-            sql::audit_refusal(self, &audit, e).await;
+            sql::audit_refusal(self, &record.audit, e).await;
         }
         result
     }
 
-    async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(Sqlite::history(&mut conn, public_key).await?)
-    }
-
-    async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError> {
-        Ok(Sqlite::genesis_root(&self.pool).await?)
-    }
-
-    async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
-        Ok(Sqlite::validators(&self.pool).await?)
-    }
-}
-
-#[async_trait]
-impl TezosWatermarks for SqliteStore {
-    async fn tezos_check_record_and_audit(
+    async fn record_tezos(
         &self,
         request: &TezosWatermarkRequest,
-        audit: AuditEntry,
+        audit: &AuditEntry,
     ) -> Result<WatermarkDecision, ProtectionError> {
         let (_writer, tx) = self.write().await?;
-        Sqlite::tezos_record(tx, request, &audit).await?
+        Sqlite::tezos_record(tx, request, audit).await?
     }
 
-    async fn tezos_mark(
-        &self,
-        chain_id: [u8; 4],
-        pkh: &str,
-        kind: ConsensusKind,
-    ) -> Result<Option<TezosMark>, ProtectionError> {
-        Sqlite::tezos_mark(&self.pool, chain_id, pkh, kind).await
-    }
-}
-
-#[async_trait]
-impl AuditLog for SqliteStore {
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
+    async fn append_entry(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
         let (_writer, tx) = self.write().await?;
         Ok(Sqlite::append_audit_in(tx, entry).await?)
     }
 
-    async fn audit_records(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-        after_id: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, ProtectionError> {
-        Sqlite::audit_records(&self.pool, since_ms, until_ms, after_id, limit).await
+    async fn prune_audit_step(&self, before_ms: i64) -> Result<u64, sqlx::Error> {
+        let _writer = self.writer.lock().await;
+        Sqlite::prune_audit_chunk(&self.pool, before_ms).await
     }
 
-    async fn prune_audit(&self, before_ms: i64) -> Result<u64, ProtectionError> {
-        sql::prune_audit(move || async move {
-            let _writer = self.writer.lock().await;
-            Sqlite::prune_audit_chunk(&self.pool, before_ms).await
-        })
-        .await
+    /// Binds (or checks) the genesis validators root, then merges the batch's records and
+    /// raises its validators' low watermarks, in one transaction under the writer lock.
+    async fn import_batch(&self, batch: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
+        let (_writer, mut tx) = self.write().await?;
+        self.bind_genesis(&mut tx, batch.genesis_validators_root)
+            .await
+            .map_err(sql::import_error)?;
+        for v in &batch.validators {
+            let id = Self::validator_id(&mut tx, &v.pubkey).await?;
+            Sqlite::import_validator(&mut tx, id, v).await?;
+        }
+        tx.commit().await?;
+        let _ = self.bound_root.set(batch.genesis_validators_root);
+        Ok(sql::import_summary(batch))
     }
 
-    async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError> {
-        Sqlite::key_activity(&self.pool).await
-    }
-}
-
-#[async_trait]
-impl ProtectionAdmin for SqliteStore {
-    async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
-        // One transaction per bounded batch, so signing interleaves with a large import.
-        sql::import_in_batches(prepared, move |batch, last| async move {
-            let started = std::time::Instant::now();
-            let summary = self.import_batch(&batch).await?;
-            if !last {
-                // Another process (a running server, when this is the CLI) waits for SQLite's
-                // lock in its busy handler, which retries after sleeps of up to 100 ms: pause
-                // as long as the batch took (at most 100 ms) so that it gets its turn.
-                tokio::time::sleep(started.elapsed().min(Duration::from_millis(100))).await;
-            }
-            Ok(summary)
-        })
-        .await
+    async fn pause_after_batch(&self, took: Duration) {
+        // Another process (a running server, when this is the CLI) waits for SQLite's lock in
+        // its busy handler, which retries after sleeps of up to 100 ms: pause as long as the
+        // batch took (at most 100 ms) so that it gets its turn.
+        tokio::time::sleep(took.min(Duration::from_millis(100))).await;
     }
 
-    async fn prune(
-        &self,
-        epochs_to_keep: u64,
-        slots_per_epoch: u64,
-    ) -> Result<PruneSummary, ProtectionError> {
-        let keep = Keep::new(epochs_to_keep, slots_per_epoch);
-        // One transaction for every validator: on error nothing is deleted.
+    /// Prunes every validator in one transaction: on error nothing is deleted.
+    async fn prune_records(&self, keep: Keep) -> Result<PruneSummary, ProtectionError> {
         let (_writer, mut tx) = self.write().await?;
         let mut summary = PruneSummary::default();
         for id in Sqlite::validator_ids(&mut *tx).await? {
@@ -460,11 +384,7 @@ impl ProtectionAdmin for SqliteStore {
         Ok(summary)
     }
 
-    async fn set_enabled(
-        &self,
-        public_keys: &[[u8; 48]],
-        enabled: bool,
-    ) -> Result<(), ProtectionError> {
+    async fn enable(&self, public_keys: &[[u8; 48]], enabled: bool) -> Result<(), ProtectionError> {
         let mut keys = public_keys.to_vec();
         keys.sort_unstable();
         keys.dedup();
@@ -481,20 +401,11 @@ impl ProtectionAdmin for SqliteStore {
         Ok(())
     }
 
-    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
-        Ok(Sqlite::disabled_validators(&self.pool).await?)
-    }
-
-    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
-        Ok(Sqlite::high_watermark(&self.pool).await?)
-    }
-
-    async fn set_high_watermark(&self, high: Option<HighWatermark>) -> Result<(), ProtectionError> {
+    async fn write_high_watermark(
+        &self,
+        high: Option<HighWatermark>,
+    ) -> Result<(), ProtectionError> {
         let _writer = self.writer.lock().await;
         Sqlite::set_high_watermark(&self.pool, high).await
-    }
-
-    async fn ping(&self) -> Result<(), ProtectionError> {
-        Ok(Sqlite::ping(&self.pool).await?)
     }
 }

@@ -7,10 +7,11 @@
 //! READ COMMITTED before the validator's history is read. A serialisation failure or deadlock
 //! report is retried; any other database error is [`ProtectionError::Unavailable`].
 //!
-//! The statements and flows it shares with SQLite are in [`super::sql`]; what is here is the
-//! opening, the validator cache, and the transactions around the shared flows. The advisory
-//! locks and retries are in [`locks`], eth2 check-and-record (group commit) in
-//! [`group_commit`], the bulk audit insert in [`audit`].
+//! The statements and flows it shares with SQLite are in [`super::sql`], and so are the role
+//! traits' implementations (`sql::store`); what is here is the opening, the validator cache,
+//! and the transactions around the shared flows. The advisory locks and retries are in
+//! [`locks`], eth2 check-and-record (group commit) in [`group_commit`], the bulk audit insert
+//! in [`audit`].
 
 mod audit;
 mod group_commit;
@@ -20,24 +21,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use parking_lot::RwLock;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chain::tezos::payload::ConsensusKind;
-
-use super::audit::{AuditEntry, AuditRecord, KeyActivity};
+use super::audit::AuditEntry;
 use super::interchange::PreparedImport;
-use super::roles::{AuditLog, Eth2Protection, ProtectionAdmin, TezosWatermarks};
 use super::rules::{Decision, HighWatermark};
+use super::sql::store::{Eth2Record, SqlStore};
 use super::sql::{self, Keep, Sql};
-use super::watermark::{TezosMark, TezosWatermarkRequest, WatermarkDecision};
-use super::{
-    ImportSummary, ProtectedMessage, ProtectionError, PruneSummary, ValidatorHistory, check_root,
-    to_db,
-};
+use super::watermark::{TezosWatermarkRequest, WatermarkDecision};
+use super::{ImportSummary, ProtectedMessage, ProtectionError, PruneSummary, check_root, to_db};
 use group_commit::Job;
 use locks::{lock_tezos_mark, lock_validators, retrying};
 
@@ -200,9 +195,14 @@ impl PostgresStore {
     }
 }
 
-#[async_trait]
-impl Eth2Protection for PostgresStore {
-    async fn register_validators(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
+impl SqlStore for PostgresStore {
+    type Db = Postgres;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn register(&self, public_keys: &[[u8; 48]]) -> Result<(), ProtectionError> {
         let keys: Vec<Vec<u8>> = public_keys.iter().map(|k| k.to_vec()).collect();
         let mut conn = self.pool.acquire().await?;
         let ids = Self::upsert_validators(&mut conn, &keys).await?;
@@ -210,19 +210,14 @@ impl Eth2Protection for PostgresStore {
         Ok(())
     }
 
-    async fn check_record_and_audit(
-        &self,
-        public_key: &[u8; 48],
-        genesis_validators_root: [u8; 32],
-        message: ProtectedMessage,
-        signing_root: [u8; 32],
-        audit: AuditEntry,
-    ) -> Result<Decision, ProtectionError> {
+    /// Refuses (and audits) what can be refused without the database, then queues the job
+    /// for the group-commit workers and waits for its answer.
+    async fn record_eth2(&self, record: Eth2Record<'_>) -> Result<Decision, ProtectionError> {
         let precheck = || -> Result<(), ProtectionError> {
             if let Some(bound) = self.bound_root.get() {
-                check_root(bound, &genesis_validators_root)?;
+                check_root(bound, &record.genesis_validators_root)?;
             }
-            match message {
+            match record.message {
                 ProtectedMessage::Block { slot } => {
                     to_db(slot, "slot")?;
                 }
@@ -234,18 +229,18 @@ impl Eth2Protection for PostgresStore {
             Ok(())
         };
         if let Err(e) = precheck() {
-            sql::audit_refusal(self, &audit, &e).await;
+            sql::audit_refusal(self, &record.audit, &e).await;
             return Err(e);
         }
-        let validator = self.validator_id(public_key).await?;
+        let validator = self.validator_id(record.public_key).await?;
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job {
                 validator,
-                genesis_validators_root,
-                message,
-                signing_root,
-                audit,
+                genesis_validators_root: record.genesis_validators_root,
+                message: record.message,
+                signing_root: record.signing_root,
+                audit: record.audit,
                 reply,
             })
             .map_err(|_| ProtectionError::unavailable("group-commit workers stopped"))?;
@@ -254,93 +249,41 @@ impl Eth2Protection for PostgresStore {
             .unwrap_or_else(|_| Err(ProtectionError::unavailable("group-commit worker stopped")))
     }
 
-    async fn history(&self, public_key: &[u8; 48]) -> Result<ValidatorHistory, ProtectionError> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(Postgres::history(&mut conn, public_key).await?)
-    }
-
-    async fn genesis_validators_root(&self) -> Result<Option<[u8; 32]>, ProtectionError> {
-        Ok(Postgres::genesis_root(&self.pool).await?)
-    }
-
-    async fn validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
-        Ok(Postgres::validators(&self.pool).await?)
-    }
-}
-
-#[async_trait]
-impl TezosWatermarks for PostgresStore {
-    async fn tezos_check_record_and_audit(
+    async fn record_tezos(
         &self,
         request: &TezosWatermarkRequest,
-        audit: AuditEntry,
+        audit: &AuditEntry,
     ) -> Result<WatermarkDecision, ProtectionError> {
         retrying(|| async {
             // Any early return drops `tx`, which rolls back: nothing is written on error.
             let mut tx = self.pool.begin().await?;
             lock_tezos_mark(&mut tx, request).await?;
-            Postgres::tezos_record(tx, request, &audit).await
+            Postgres::tezos_record(tx, request, audit).await
         })
         .await?
     }
 
-    async fn tezos_mark(
-        &self,
-        chain_id: [u8; 4],
-        pkh: &str,
-        kind: ConsensusKind,
-    ) -> Result<Option<TezosMark>, ProtectionError> {
-        Postgres::tezos_mark(&self.pool, chain_id, pkh, kind).await
-    }
-}
-
-#[async_trait]
-impl AuditLog for PostgresStore {
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
+    async fn append_entry(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
         Ok(
             retrying(|| async { Postgres::append_audit_in(self.pool.begin().await?, entry).await })
                 .await?,
         )
     }
 
-    async fn audit_records(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-        after_id: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, ProtectionError> {
-        Postgres::audit_records(&self.pool, since_ms, until_ms, after_id, limit).await
+    async fn prune_audit_step(&self, before_ms: i64) -> Result<u64, sqlx::Error> {
+        Postgres::prune_audit_chunk(&self.pool, before_ms).await
     }
 
-    async fn prune_audit(&self, before_ms: i64) -> Result<u64, ProtectionError> {
-        sql::prune_audit(|| Postgres::prune_audit_chunk(&self.pool, before_ms)).await
+    /// [`PostgresStore::import_attempt`], retried on serialisation failures; the validators'
+    /// advisory locks are held for one batch at a time.
+    async fn import_batch(&self, batch: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
+        retrying(|| self.import_attempt(batch)).await?
     }
 
-    async fn key_activity(&self) -> Result<Vec<KeyActivity>, ProtectionError> {
-        Postgres::key_activity(&self.pool).await
-    }
-}
-
-#[async_trait]
-impl ProtectionAdmin for PostgresStore {
-    async fn import(&self, prepared: &PreparedImport) -> Result<ImportSummary, ProtectionError> {
-        // One transaction per bounded batch (each retried on serialisation failures), so the
-        // validators' advisory locks are held for one batch at a time.
-        sql::import_in_batches(prepared, move |batch, _last| async move {
-            retrying(|| self.import_attempt(&batch)).await?
-        })
-        .await
-    }
-
-    async fn prune(
-        &self,
-        epochs_to_keep: u64,
-        slots_per_epoch: u64,
-    ) -> Result<PruneSummary, ProtectionError> {
-        let keep = Keep::new(epochs_to_keep, slots_per_epoch);
+    /// One short transaction per validator, under its lock, so signing is never blocked for
+    /// long.
+    async fn prune_records(&self, keep: Keep) -> Result<PruneSummary, ProtectionError> {
         let mut summary = PruneSummary::default();
-        // One short transaction per validator, under its lock, so signing is never blocked for long.
         for id in Postgres::validator_ids(&self.pool).await? {
             let mut tx = self.pool.begin().await?;
             lock_validators(&mut tx, &[id]).await?;
@@ -352,11 +295,7 @@ impl ProtectionAdmin for PostgresStore {
         Ok(summary)
     }
 
-    async fn set_enabled(
-        &self,
-        public_keys: &[[u8; 48]],
-        enabled: bool,
-    ) -> Result<(), ProtectionError> {
+    async fn enable(&self, public_keys: &[[u8; 48]], enabled: bool) -> Result<(), ProtectionError> {
         let keys: Vec<Vec<u8>> = public_keys.iter().map(|k| k.to_vec()).collect();
         Ok(retrying(|| async {
             let mut tx = self.pool.begin().await?;
@@ -377,19 +316,10 @@ impl ProtectionAdmin for PostgresStore {
         .await?)
     }
 
-    async fn disabled_validators(&self) -> Result<Vec<[u8; 48]>, ProtectionError> {
-        Ok(Postgres::disabled_validators(&self.pool).await?)
-    }
-
-    async fn high_watermark(&self) -> Result<Option<HighWatermark>, ProtectionError> {
-        Ok(Postgres::high_watermark(&self.pool).await?)
-    }
-
-    async fn set_high_watermark(&self, high: Option<HighWatermark>) -> Result<(), ProtectionError> {
+    async fn write_high_watermark(
+        &self,
+        high: Option<HighWatermark>,
+    ) -> Result<(), ProtectionError> {
         Postgres::set_high_watermark(&self.pool, high).await
-    }
-
-    async fn ping(&self) -> Result<(), ProtectionError> {
-        Ok(Postgres::ping(&self.pool).await?)
     }
 }

@@ -16,6 +16,7 @@
 
 pub(crate) mod queries;
 pub(crate) mod rows;
+pub(crate) mod store;
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 

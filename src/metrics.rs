@@ -57,6 +57,13 @@ pub struct Metrics {
     pub hsm_duration: HistogramVec,
     /// `palisade_hsm_errors_total{operation}`: PKCS#11 calls that failed or timed out.
     pub hsm_errors: IntCounterVec,
+    /// `palisade_backend_call_duration_seconds{backend, operation}`: calls to network key
+    /// backends (`backend` = `vault`, …; `operation` = `sign`, `read_secret`, `login`, …), one
+    /// observation per attempt.
+    pub backend_duration: HistogramVec,
+    /// `palisade_backend_call_errors_total{backend, operation}`: attempts that got no answer
+    /// or an error status.
+    pub backend_errors: IntCounterVec,
     /// `palisade_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
 }
@@ -164,6 +171,18 @@ impl Metrics {
                 "palisade_hsm_errors_total",
                 "PKCS#11 calls that failed or timed out",
                 &["operation"],
+            ),
+            backend_duration: histogram(
+                &r,
+                "palisade_backend_call_duration_seconds",
+                "Calls to network key backends (vaults, cloud KMS and secret stores), per attempt",
+                &["backend", "operation"],
+            ),
+            backend_errors: counter(
+                &r,
+                "palisade_backend_call_errors_total",
+                "Network key backend call attempts that got no answer or an error status",
+                &["backend", "operation"],
             ),
             build_info: gauge(
                 &r,

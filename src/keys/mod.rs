@@ -8,6 +8,8 @@
 //! - [`dispatch`]: the one dispatcher that runs every backend call where its hint says (CPU
 //!   signing pool, blocking pool with a timeout, the runtime with a timeout), and the pools.
 //! - [`memory`]: the in-memory keys the decrypting backends produce.
+//! - [`remote`]: what the network backends (vaults, cloud KMS) share: their I/O runtime,
+//!   HTTPS client, credentials, retries and metrics.
 //!
 //! A file that fails to load is reported with its name and reason; the others still load.
 //! Key decryption (EIP-2335 KDFs, and every other key load) runs on its own bounded thread
@@ -23,6 +25,7 @@ pub mod keystore_writer;
 pub mod locked;
 pub mod memory;
 pub mod reload;
+pub mod remote;
 pub mod signer;
 pub mod tezos;
 
@@ -304,10 +307,15 @@ impl KeyRegistry {
         };
         let results: Vec<Result<LoadedKey, FailedKey>> = in_kdf_pool(|| {
             jobs.into_par_iter()
-                .map(|job| {
+                .flat_map_iter(|job| {
                     let (chain, key) = job.identity();
-                    job.load(&context)
-                        .map_err(|error| FailedKey { chain, key, error })
+                    job.load_all(&context).into_iter().map(move |r| {
+                        r.map_err(|error| FailedKey {
+                            chain,
+                            key: key.clone(),
+                            error,
+                        })
+                    })
                 })
                 .collect()
         });

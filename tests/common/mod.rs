@@ -571,4 +571,5 @@ pub fn tezos_attestation(chain: [u8; 4], level: u32, round: u32, fill: u8) -> St
     hex::encode(b)
 }
 
+pub mod openbao;
 pub mod softhsm;

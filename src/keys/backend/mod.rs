@@ -36,6 +36,7 @@ pub mod pkcs11;
 pub mod pkcs11_wrapped_bls;
 pub mod raw;
 pub mod tezos_secret;
+pub mod vault;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ pub static BACKENDS: &[&dyn Backend] = &[
     &tezos_secret::TezosSecret,
     &pkcs11::Pkcs11,
     &pkcs11_wrapped_bls::Pkcs11WrappedBls,
+    &vault::kv::Hashicorp,
+    &vault::kv::VaultKvBulk,
+    &vault::transit::VaultTransit,
 ];
 
 /// A key backend: reads the key configs of one `type:` and loads their keys.
@@ -90,6 +94,11 @@ pub trait KeyLoad: Send {
     /// # Errors
     /// [`LoadError`] naming the file and the reason (never a secret).
     fn load(self: Box<Self>, context: &LoadContext<'_>) -> Result<LoadedKey, LoadError>;
+    /// Opens every key of a config that names many (a bulk load of a vault's secrets), each
+    /// with its own outcome. The default is [`KeyLoad::load`]'s one key.
+    fn load_all(self: Box<Self>, context: &LoadContext<'_>) -> Vec<Result<LoadedKey, LoadError>> {
+        vec![self.load(context)]
+    }
 }
 
 /// A key a [`KeyLoad`] opened.

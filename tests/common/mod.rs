@@ -571,5 +571,6 @@ pub fn tezos_attestation(chain: [u8; 4], level: u32, round: u32, fill: u8) -> St
     hex::encode(b)
 }
 
+pub mod moto;
 pub mod openbao;
 pub mod softhsm;

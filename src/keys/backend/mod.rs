@@ -31,6 +31,7 @@
 //!
 //! Adding a backend is one file here and one line in [`BACKENDS`].
 
+pub mod aws;
 pub mod keystore;
 pub mod pkcs11;
 pub mod pkcs11_wrapped_bls;
@@ -62,6 +63,9 @@ pub static BACKENDS: &[&dyn Backend] = &[
     &vault::kv::Hashicorp,
     &vault::kv::VaultKvBulk,
     &vault::transit::VaultTransit,
+    &aws::kms::AwsKms,
+    &aws::secrets::AwsSecret,
+    &aws::secrets::AwsSecretsBulk,
 ];
 
 /// A key backend: reads the key configs of one `type:` and loads their keys.

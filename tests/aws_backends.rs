@@ -237,6 +237,14 @@ fn kms_keys_sign_for_a_tezos_client_and_fail_alone() {
         server.tezos_sign(&tz2, &common::tezos_attestation(chain, level + 1, 0, 2), "");
     assert_eq!(status, 200, "{body}");
 
+    // Latency through palisade (debug build, SQLite, this machine), beside the in-memory key.
+    for (label, pkh) in [("aws-kms tz3", &tz3), ("memory tz1", &memory_pkh)] {
+        for concurrency in [1, 8] {
+            let (p50, p99) = common::tezos_latency(&server, pkh, 400, concurrency);
+            println!("latency {label} c={concurrency}: p50 {p50:.2} ms, p99 {p99:.2} ms");
+        }
+    }
+
     let metrics = common::client()
         .get(format!("{}/metrics", server.metrics_url()))
         .send()

@@ -244,6 +244,14 @@ fn transit_keys_sign_for_a_tezos_client_and_fail_alone() {
     assert_eq!(status, 200, "{body}");
 
     // The backend's calls are in the metrics, by operation.
+    // Latency through palisade (debug build, SQLite, this machine), beside the in-memory key.
+    for (label, pkh) in [("vault-transit tz3", &p256), ("memory tz1", &memory_pkh)] {
+        for concurrency in [1, 8] {
+            let (p50, p99) = common::tezos_latency(&server, pkh, 400, concurrency);
+            println!("latency {label} c={concurrency}: p50 {p50:.2} ms, p99 {p99:.2} ms");
+        }
+    }
+
     let metrics = common::client()
         .get(format!("{}/metrics", server.metrics_url()))
         .send()

@@ -571,6 +571,54 @@ pub fn tezos_attestation(chain: [u8; 4], level: u32, round: u32, fill: u8) -> St
     hex::encode(b)
 }
 
+pub mod azure;
 pub mod moto;
 pub mod openbao;
 pub mod softhsm;
+
+/// Signs `total` Tezos attestations for `pkh` with `concurrency` client threads, each on its
+/// own chain id (so their watermarks are independent) at rising levels, every one expected
+/// to answer 200; returns the latencies' p50 and p99 in milliseconds.
+pub fn tezos_latency(server: &Server, pkh: &str, total: u32, concurrency: u32) -> (f64, f64) {
+    let url = format!("{}/keys/{pkh}", server.tezos_url());
+    let per = total.div_ceil(concurrency);
+    // Each call starts above every level an earlier call signed.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = 1_000_000 + 100_000 * CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut all: Vec<f64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..concurrency)
+            .map(|t| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let client = client();
+                    let chain = [0x5a, 0x11, 0x7e, t as u8];
+                    (0..per)
+                        .map(|i| {
+                            let body =
+                                serde_json::to_string(&tezos_attestation(chain, base + i, 0, 3))
+                                    .unwrap();
+                            let started = std::time::Instant::now();
+                            let r = client
+                                .post(&url)
+                                .header("Content-Type", "application/json")
+                                .body(body)
+                                .send()
+                                .unwrap();
+                            let status = r.status().as_u16();
+                            let text = r.text().unwrap_or_default();
+                            assert_eq!(status, 200, "{text}");
+                            started.elapsed().as_secs_f64() * 1000.0
+                        })
+                        .collect::<Vec<f64>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    all.sort_by(f64::total_cmp);
+    let at = |q: f64| all[((all.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99))
+}

@@ -32,6 +32,7 @@
 //! Adding a backend is one file here and one line in [`BACKENDS`].
 
 pub mod aws;
+pub mod azure;
 pub mod keystore;
 pub mod pkcs11;
 pub mod pkcs11_wrapped_bls;
@@ -66,6 +67,9 @@ pub static BACKENDS: &[&dyn Backend] = &[
     &aws::kms::AwsKms,
     &aws::secrets::AwsSecret,
     &aws::secrets::AwsSecretsBulk,
+    &azure::keys::AzureKey,
+    &azure::secrets::AzureSecret,
+    &azure::secrets::AzureSecretsBulk,
 ];
 
 /// A key backend: reads the key configs of one `type:` and loads their keys.

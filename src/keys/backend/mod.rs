@@ -31,7 +31,9 @@
 //!
 //! Adding a backend is one file here and one line in [`BACKENDS`].
 
+#[cfg(feature = "cloud-vaults")]
 pub mod aws;
+#[cfg(feature = "cloud-vaults")]
 pub mod azure;
 pub mod keystore;
 pub mod pkcs11;
@@ -64,11 +66,17 @@ pub static BACKENDS: &[&dyn Backend] = &[
     &vault::kv::Hashicorp,
     &vault::kv::VaultKvBulk,
     &vault::transit::VaultTransit,
+    #[cfg(feature = "cloud-vaults")]
     &aws::kms::AwsKms,
+    #[cfg(feature = "cloud-vaults")]
     &aws::secrets::AwsSecret,
+    #[cfg(feature = "cloud-vaults")]
     &aws::secrets::AwsSecretsBulk,
+    #[cfg(feature = "cloud-vaults")]
     &azure::keys::AzureKey,
+    #[cfg(feature = "cloud-vaults")]
     &azure::secrets::AzureSecret,
+    #[cfg(feature = "cloud-vaults")]
     &azure::secrets::AzureSecretsBulk,
 ];
 

@@ -290,10 +290,26 @@ fn key_vault_secrets_configs_bulk_filters_and_reload() {
         &format!(
             "type: azure-secrets-bulk\n{}namePrefix: validator-\ntags: {{ role: validator }}\n\
              concurrency: 4\n",
-            az.config_fields()
+            az.certificate_fields()
         ),
     );
-    let server = Server::start(
+    // The bulk config authenticates with the client certificate; a third config with the
+    // managed identity (App Service's endpoint, which the SDK finds from the environment).
+    az.bulk_secrets(&["managed".to_string()], &[test_secret(70)], json!({}));
+    write(
+        &keys,
+        "managed.yaml",
+        &format!(
+            "type: azure-secret\nsecretName: managed\n{}",
+            az.managed_identity_fields()
+        ),
+    );
+    let identity_env = az.identity_env();
+    let env: Vec<(&str, &str)> = identity_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let server = Server::start_with_env(
         &dir.path().join("data"),
         &[
             "--network",
@@ -301,13 +317,18 @@ fn key_vault_secrets_configs_bulk_filters_and_reload() {
             "--key-config-path",
             keys.to_str().unwrap(),
         ],
+        &env,
     );
     let loaded = public_keys(&server);
+    assert!(
+        loaded.contains(&test_pubkey(70)),
+        "managed identity key missing"
+    );
     assert!(loaded.contains(&example["pubkey"].as_str().unwrap().to_string()));
     for i in 0..31 {
         assert!(loaded.contains(&test_pubkey(i)), "key {i} missing");
     }
-    assert_eq!(loaded.len(), 32, "decoys loaded: {loaded:?}");
+    assert_eq!(loaded.len(), 33, "decoys loaded: {loaded:?}");
     let inv = inventory(&server);
     let broken: Vec<&Value> = inv.iter().filter(|k| k["status"] != "active").collect();
     assert_eq!(broken.len(), 1, "{broken:?}");
@@ -354,7 +375,7 @@ fn key_vault_secrets_configs_bulk_filters_and_reload() {
     let after = public_keys(&server);
     assert!(!after.contains(&test_pubkey(0)));
     assert!(after.contains(&test_pubkey(100)));
-    assert_eq!(after.len(), 32);
+    assert_eq!(after.len(), 33);
     for line in server.stderr_lines() {
         assert!(!line.contains(CLIENT_SECRET), "{line}");
         assert!(!line.contains(&test_secret(3)[2..]), "{line}");

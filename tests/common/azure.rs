@@ -26,6 +26,9 @@ pub struct AzureStandIn {
     pub client_id: String,
     /// A file holding [`CLIENT_SECRET`].
     pub secret_file: PathBuf,
+    /// The client certificate the stand-in registered (PKCS#12) and a file with its password.
+    pub cert_pfx: PathBuf,
+    pub cert_password_file: PathBuf,
     http: reqwest::blocking::Client,
 }
 
@@ -76,7 +79,17 @@ impl AzureStandIn {
             .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
             .build()
             .unwrap();
+        let cert_password_file = dir.path().join("pfx-password");
+        std::fs::write(
+            &cert_password_file,
+            ready["client_cert_password"]
+                .as_str()
+                .expect("client_cert_password"),
+        )
+        .unwrap();
         AzureStandIn {
+            cert_pfx: PathBuf::from(ready["client_cert_pfx"].as_str().expect("client_cert_pfx")),
+            cert_password_file,
             child,
             _dir: dir,
             url: ready["vault_url"].as_str().unwrap().to_string(),
@@ -172,6 +185,44 @@ impl AzureStandIn {
             self.secret_file.display(),
             url = self.url
         )
+    }
+}
+
+impl AzureStandIn {
+    /// As [`AzureStandIn::config_fields`], authenticating with the client certificate.
+    pub fn certificate_fields(&self) -> String {
+        format!(
+            "vaultUrl: {url}\nauthorityHost: {url}\ntlsCaFile: {}\ntenantId: {}\nclientId: {}\n\
+             authenticationMode: CLIENT_CERTIFICATE\nclientCertificateFile: {}\n\
+             clientCertificatePasswordFile: {}\n",
+            self.ca.display(),
+            self.tenant,
+            self.client_id,
+            self.cert_pfx.display(),
+            self.cert_password_file.display(),
+            url = self.url
+        )
+    }
+
+    /// The fields of a key config using the system-assigned managed identity (App Service
+    /// flavour: the server needs `IDENTITY_ENDPOINT` and `IDENTITY_HEADER`, [`Self::identity_env`]).
+    pub fn managed_identity_fields(&self) -> String {
+        format!(
+            "vaultUrl: {}\ntlsCaFile: {}\nauthenticationMode: SYSTEM_ASSIGNED_MANAGED_IDENTITY\n",
+            self.url,
+            self.ca.display()
+        )
+    }
+
+    /// The environment of App Service's managed identity endpoint, pointed at the stand-in.
+    pub fn identity_env(&self) -> [(String, String); 2] {
+        [
+            (
+                "IDENTITY_ENDPOINT".into(),
+                format!("{}/msi/token", self.url),
+            ),
+            ("IDENTITY_HEADER".into(), "standin".into()),
+        ]
     }
 }
 

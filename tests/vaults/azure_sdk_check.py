@@ -6,6 +6,8 @@
 Exit 0 only if every check passes.
 """
 
+import base64
+import datetime
 import hashlib
 import http.client
 import json
@@ -18,15 +20,20 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
+import uuid
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
-from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+from azure.identity import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.keys import KeyClient
 from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 from azure.keyvault.secrets import SecretClient
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 logging.getLogger("azure").setLevel(logging.ERROR)  # expected auth failures would log warnings
@@ -281,6 +288,125 @@ def run_checks(ready, tmp, tenant, client_id):
         except ClientAuthenticationError as e:
             assert "AADSTS700016" in str(e), str(e)[:200]
         return "ClientAuthenticationError AADSTS7000215 (secret) / AADSTS700016 (client id)"
+
+    @check("client certificate")
+    def _():
+        for k in ("client_cert_pfx", "client_cert_pfx_nopass", "client_cert_pem"):
+            assert os.path.isfile(ready[k]), (k, ready.get(k))
+        assert ready["client_cert_password"] == "standin-pfx", ready["client_cert_password"]
+        cc = CertificateCredential(tenant, client_id, certificate_path=ready["client_cert_pem"],
+                                   authority=authority, disable_instance_discovery=True,
+                                   connection_verify=ca)
+        tok = cc.get_token("https://vault.azure.net/.default")
+        assert tok.token and tok.expires_on > time.time() + 3000, tok.expires_on
+        val = SecretClient(url, cc, **common).get_secret("sec-01").value
+        assert val == sc.get_secret("sec-01").value
+        # a different self-signed cert (same CN) is not registered for the app
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, client_id)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        other = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                 .not_valid_before(now - datetime.timedelta(minutes=5))
+                 .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+        other_pem = os.path.join(tmp, "other-cert.pem")
+        with open(other_pem, "wb") as f:
+            f.write(other.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()))
+        try:
+            CertificateCredential(tenant, client_id, certificate_path=other_pem, authority=authority,
+                                  disable_instance_discovery=True, connection_verify=ca
+                                  ).get_token("https://vault.azure.net/.default")
+            raise AssertionError("expected ClientAuthenticationError for an unregistered cert")
+        except ClientAuthenticationError as e:
+            assert "AADSTS700027" in str(e), str(e)[:300]
+        return "CertificateCredential(PEM) -> token -> get_secret; other cert -> AADSTS700027"
+
+    @check("client assertion (raw JWT)")
+    def _():
+        # what the Rust SDK sends: RS256, x5t = *standard* base64 SHA-1, nbf = now, from the .pfx
+        with open(ready["client_cert_pfx"], "rb") as f:
+            key, cert, _ = pkcs12.load_key_and_certificates(f.read(), ready["client_cert_password"].encode())
+        with open(ready["client_cert_pfx_nopass"], "rb") as f:
+            key2, cert2, _ = pkcs12.load_key_and_certificates(f.read(), None)
+        assert cert2 == cert and key2.private_numbers() == key.private_numbers()
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == client_id
+        assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+        der = cert.public_bytes(serialization.Encoding.DER)
+        endpoint = "%s/%s/oauth2/v2.0/token" % (authority, tenant)
+        b64u = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+        std_x5t = base64.b64encode(hashlib.sha1(der).digest()).decode()
+
+        def jwt(header=None, claims=None, signer=key, tamper=False):
+            now = int(time.time())
+            h = {"alg": "RS256", "typ": "JWT", "x5t": std_x5t}
+            h.update(header or {})
+            c = {"aud": endpoint, "exp": now + 300, "iss": client_id, "jti": str(uuid.uuid4()),
+                 "nbf": now, "sub": client_id}
+            c.update(claims or {})
+            c = {k: v for k, v in c.items() if v is not None}
+            h = {k: v for k, v in h.items() if v is not None}
+            si = b64u(json.dumps(h).encode()) + "." + b64u(json.dumps(c).encode())
+            sig = signer.sign(si.encode(), padding.PKCS1v15(), hashes.SHA256())
+            if tamper:
+                sig = bytes([sig[0] ^ 1]) + sig[1:]
+            return si + "." + b64u(sig)
+
+        def post(assertion, cid=client_id):
+            form = {"grant_type": "client_credentials", "scope": "https://vault.azure.net/.default",
+                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    "client_assertion": assertion}
+            if cid is not None:
+                form["client_id"] = cid
+            req = urllib.request.Request(endpoint, data=urllib.parse.urlencode(form).encode(),
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+            try:
+                with urllib.request.urlopen(req, context=sslctx) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        def ok(assertion, **kw):
+            st, body = post(assertion, **kw)
+            assert st == 200 and body["token_type"] == "Bearer" and body["access_token"], (st, body)
+            return body["access_token"]
+
+        def fails(assertion, code, status=401):
+            st, body = post(assertion)
+            assert st == status and body["error_codes"] == [code], (code, st, body)
+            assert body["error_description"].startswith("AADSTS%d:" % code), body
+            return body["error"]
+
+        tok = ok(jwt())
+        c = http.client.HTTPSConnection("127.0.0.1", ready["port"], context=sslctx)
+        c.request("GET", "/secrets/sec-01?api-version=7.5", headers={"Authorization": "Bearer " + tok})
+        r = c.getresponse()
+        assert r.status == 200 and json.loads(r.read())["value"], r.status
+        c.close()
+        ok(jwt({"x5t": b64u(hashlib.sha1(der).digest())}))  # base64url (Python SDK style)
+        ok(jwt({"x5t": std_x5t.rstrip("=")}))  # unpadded standard
+        ok(jwt({"x5t": None, "x5t#S256": b64u(hashlib.sha256(der).digest())}))
+        ok(jwt({"x5t#S256": base64.b64encode(hashlib.sha256(der).digest()).decode()}))
+        ok(jwt(), cid=None)  # client_id optional: taken from iss
+        ok(jwt(claims={"nbf": None}))
+        ok(jwt(claims={"nbf": int(time.time()) + 240}))  # within the 5-minute skew
+        assert fails(jwt(tamper=True), 700027) == "invalid_client"
+        assert fails(jwt({"x5t": b64u(hashlib.sha1(b"other").digest())}), 700027) == "invalid_client"
+        assert fails(jwt({"x5t": None}), 700027) == "invalid_client"
+        assert fails(jwt({"x5t#S256": b64u(hashlib.sha1(der).digest())}), 700027) == "invalid_client"
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        fails(jwt(signer=other), 700027)
+        fails(jwt(claims={"aud": authority + "/other-tenant/oauth2/v2.0/token"}), 50013)
+        fails(jwt(claims={"aud": None}), 50013)
+        fails(jwt(claims={"exp": int(time.time()) - 5}), 700024)
+        fails(jwt(claims={"nbf": int(time.time()) + 900}), 700024)
+        fails(jwt(claims={"iss": "someone-else"}), 700021)
+        fails(jwt(claims={"sub": "someone-else"}), 700021)
+        fails(jwt({"alg": "HS256"}), 5002738)
+        fails("not-a-jwt", 50027)
+        return "Rust-style (std b64 x5t) + b64url/unpadded/x5t#S256 ok; bad sig/thumbprint 700027, " \
+               "aud 50013, exp/nbf 700024, iss/sub 700021, alg 5002738, malformed 50027"
 
     @check("unsupported api-version")
     def _():

@@ -8,13 +8,19 @@ Usage:
 Starts an HTTPS server on 127.0.0.1 with a throw-away CA (written to DIR/ca.pem)
 and prints one JSON ready line on stdout:
     {"ready":true,"port":P,"ca":"DIR/ca.pem","vault_url":"https://127.0.0.1:P",
-     "authority":"https://127.0.0.1:P","tenant":T,"client_id":C}
+     "authority":"https://127.0.0.1:P","tenant":T,"client_id":C,
+     "client_cert_pfx":"DIR/client-cert.pfx","client_cert_pfx_nopass":"DIR/client-cert-nopass.pfx",
+     "client_cert_pem":"DIR/client-cert.pem","client_cert_password":"standin-pfx"}
+The client certificate (RSA-2048, self-signed, CN = client id) is registered as a credential
+of the client id: the token endpoint accepts a client_assertion JWT signed with it.
 Secrets and tokens are never printed. See README.md ("Azure Key Vault stand-in").
 """
 
 import argparse
 import base64
+import binascii
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -32,15 +38,19 @@ from urllib.parse import parse_qs, urlsplit, unquote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     Prehashed, decode_dss_signature, encode_dss_signature)
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 API_VERSIONS = ("7.4", "7.5")
 VAULT_RESOURCE = "https://vault.azure.net"
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_PAGE = 25
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+PFX_PASSWORD = "standin-pfx"
+NBF_SKEW_S = 300  # Entra tolerates ~5 minutes of clock skew on nbf
 
 CURVES = {
     # crv -> (cryptography curve, alg, order n, coordinate size)
@@ -133,6 +143,60 @@ def make_tls(dirpath):
     return ca_path, ctx
 
 
+def b64_any_dec(s):
+    """Decode standard or url-safe base64, padding optional (x5t / x5t#S256 thumbprints)."""
+    if not isinstance(s, str) or not re.fullmatch(r"[A-Za-z0-9+/_-]+={0,2}", s):
+        raise ValueError("not base64")
+    t = s.rstrip("=").replace("-", "+").replace("_", "/")
+    return base64.b64decode(t + "=" * (-len(t) % 4), validate=True)
+
+
+def make_client_cert(dirpath, client_id):
+    """RSA-2048 self-signed client certificate (CN = client id, 1 day) in PFX and PEM forms."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, client_id)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                     key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, key_cert_sign=False, crl_sign=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    label = client_id.encode()[:64] or b"client"
+    files = {
+        "client_cert_pfx": ("client-cert.pfx", pkcs12.serialize_key_and_certificates(
+            label, key, cert, None,
+            serialization.BestAvailableEncryption(PFX_PASSWORD.encode()))),
+        "client_cert_pfx_nopass": ("client-cert-nopass.pfx", pkcs12.serialize_key_and_certificates(
+            label, key, cert, None, serialization.NoEncryption())),
+        "client_cert_pem": ("client-cert.pem", cert.public_bytes(serialization.Encoding.PEM)
+                            + key.private_bytes(serialization.Encoding.PEM,
+                                                serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption())),
+    }
+    paths = {}
+    for field, (fname, data) in files.items():
+        path = os.path.abspath(os.path.join(dirpath, fname))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        paths[field] = path
+    der = cert.public_bytes(serialization.Encoding.DER)
+    registered = {"public_key": key.public_key(),
+                  "sha1": hashlib.sha1(der).digest(),  # nosec - x5t is SHA-1 by definition
+                  "sha256": hashlib.sha256(der).digest()}
+    return paths, registered
+
+
 # ------------------------------------------------------------------------- state
 
 class State:
@@ -142,6 +206,7 @@ class State:
         self.client_id = args.client_id
         self.client_secret = args.client_secret
         self.identity_header = args.identity_header
+        self.client_certs = []  # registered certificates of client_id (see make_client_cert)
         self.vault_url = ""  # set once the port is known
         self.tokens = {}  # token -> (expiry epoch, resource)
         self.keys = {}  # name -> {"versions": {ver: rec}, "order": [ver...]}
@@ -398,18 +463,37 @@ class Handler(BaseHTTPRequestHandler):
             return self._aad_error(400, "unsupported_grant_type", 70003,
                                    "The app requested an unsupported grant type.")
         client_id, client_secret = g("client_id"), g("client_secret")
+        assertion_type, assertion = g("client_assertion_type"), g("client_assertion")
         auth = self.headers.get("Authorization", "")
         if auth.lower().startswith("basic "):  # client_secret_basic
             try:
                 client_id, client_secret = base64.b64decode(auth[6:]).decode().split(":", 1)
             except Exception:
                 pass
+        if assertion_type or assertion:
+            if client_secret:
+                return self._aad_error(400, "invalid_request", 90023,
+                                       "Only one client credential may be presented: client_secret "
+                                       "or client_assertion, not both.")
+            if assertion_type != JWT_BEARER:
+                return self._aad_error(400, "invalid_request", 700022,
+                                       "The provided value for the input parameter "
+                                       "'client_assertion_type' is not valid. Expected '%s'." % JWT_BEARER)
+            if not client_id:  # optional with an assertion: Entra takes it from the JWT
+                try:
+                    client_id = str(json.loads(b64u_dec(assertion.split(".")[1])).get("iss", ""))
+                except Exception:
+                    client_id = ""
         if client_id != self.st.client_id:
             return self._aad_error(401, "unauthorized_client", 700016,
                                    "Application with identifier '%s' was not found in the directory."
                                    % client_id[:64])
-        if not client_secret or not pysecrets.compare_digest(client_secret.encode(),
-                                                             self.st.client_secret.encode()):
+        if assertion_type:
+            err = self._check_assertion(tenant, client_id, assertion)
+            if err:
+                return self._aad_error(401, *err)
+        elif not client_secret or not pysecrets.compare_digest(client_secret.encode(),
+                                                               self.st.client_secret.encode()):
             return self._aad_error(401, "invalid_client", 7000215,
                                    "Invalid client secret provided. Ensure the secret being sent in "
                                    "the request is the client secret value, not the client secret ID.")
@@ -425,6 +509,86 @@ class Handler(BaseHTTPRequestHandler):
         tok, _ = self.st.issue_token(resource)
         self._send(200, {"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600,
                          "access_token": tok}, headers={"Cache-Control": "no-store"})
+
+    def _check_assertion(self, tenant, client_id, assertion):
+        """Validate a private_key_jwt client assertion (RFC 7523) as Entra does.
+
+        Returns None when valid, else (error, AADSTS code, description)."""
+        bad_sig = ("invalid_client", 700027,
+                   "Client assertion contains an invalid signature. [Reason - The key was not found., "
+                   "Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph "
+                   "Explorer or directly use MS Graph to see configured keys for app Id '%s'.]")
+        malformed = ("invalid_client", 50027, "JWT token is invalid or malformed.")
+        parts = assertion.split(".")
+        if len(parts) != 3:
+            return malformed
+        try:
+            header = json.loads(b64u_dec(parts[0]))
+            claims = json.loads(b64u_dec(parts[1]))
+            sig = b64u_dec(parts[2])
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return malformed
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            return malformed
+        if header.get("alg") != "RS256":
+            return ("invalid_client", 5002738,
+                    "Invalid JWT token. '%s' is not a supported signature algorithm. Supported "
+                    "signing algorithms are: 'RS256'." % str(header.get("alg"))[:20])
+        # thumbprint -> registered certificate (x5t#S256 takes precedence over x5t)
+        if "x5t#S256" in header:
+            field, hname = "sha256", "x5t#S256"
+        elif "x5t" in header:
+            field, hname = "sha1", "x5t"
+        else:
+            return bad_sig[:2] + (bad_sig[2] % ("", client_id),)
+        try:
+            thumb = b64_any_dec(header[hname])
+        except (ValueError, binascii.Error):
+            return bad_sig[:2] + (bad_sig[2] % (str(header[hname])[:64], client_id),)
+        cert = None
+        for c in self.st.client_certs:
+            if pysecrets.compare_digest(thumb, c[field]):
+                cert = c
+        shown = thumb.hex().upper()
+        if cert is None:
+            return bad_sig[:2] + (bad_sig[2] % (shown, client_id),)
+        try:
+            cert["public_key"].verify(sig, (parts[0] + "." + parts[1]).encode("ascii"),
+                                      padding.PKCS1v15(), hashes.SHA256())
+        except Exception:
+            return ("invalid_client", 700027,
+                    "Client assertion contains an invalid signature. [Reason - The provided "
+                    "signature value did not match the expected signature value., Thumbprint of key "
+                    "used by client: '%s']" % shown)
+        if claims.get("iss") != client_id or claims.get("sub") != client_id:
+            return ("invalid_client", 700021,
+                    "Client assertion application identifier doesn't match 'client_id' parameter "
+                    "(iss and sub must both be the client id).")
+        endpoint = "%s/%s/oauth2/v2.0/token" % (self.st.vault_url, tenant)
+        aud = claims.get("aud")
+        auds = aud if isinstance(aud, list) else [aud]
+        if endpoint not in auds:
+            return ("invalid_client", 50013,
+                    "Assertion failed signature validation. [Reason - The audience of the assertion "
+                    "'%s' does not match the expected audience '%s'.]" % (str(aud)[:200], endpoint))
+        now = time.time()
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        if isinstance(exp, bool) or not isinstance(exp, (int, float)) or \
+                (nbf is not None and (isinstance(nbf, bool) or not isinstance(nbf, (int, float)))):
+            return malformed
+        if exp <= now:
+            return ("invalid_client", 700024,
+                    "Client assertion is not within its valid time range. Current time: %s, "
+                    "assertion valid to: %s." % (
+                        datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat(),
+                        datetime.datetime.fromtimestamp(exp, datetime.timezone.utc).isoformat()))
+        if nbf is not None and nbf > now + NBF_SKEW_S:
+            return ("invalid_client", 700024,
+                    "Client assertion is not within its valid time range. Current time: %s, "
+                    "assertion valid from: %s." % (
+                        datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat(),
+                        datetime.datetime.fromtimestamp(nbf, datetime.timezone.utc).isoformat()))
+        return None
 
     def _msi_resource(self):
         res = self.query.get("resource", [""])[0]
@@ -874,7 +1038,9 @@ def main():
     else:
         args.client_secret = "standin-secret"
     ca_path, ctx = make_tls(args.dir)
+    cert_paths, cert_reg = make_client_cert(args.dir, args.client_id)
     state = State(args)
+    state.client_certs.append(cert_reg)
     srv = Server(("127.0.0.1", args.port), Handler, state, ctx, args.log)
     port = srv.server_address[1]
     state.vault_url = "https://127.0.0.1:%d" % port
@@ -888,7 +1054,8 @@ def main():
     signal.signal(signal.SIGINT, stop)
     sys.stdout.write(json.dumps({"ready": True, "port": port, "ca": os.path.abspath(ca_path),
                                  "vault_url": state.vault_url, "authority": state.vault_url,
-                                 "tenant": args.tenant, "client_id": args.client_id}) + "\n")
+                                 "tenant": args.tenant, "client_id": args.client_id,
+                                 **cert_paths, "client_cert_password": PFX_PASSWORD}) + "\n")
     sys.stdout.flush()
     try:
         srv.serve_forever(poll_interval=0.2)

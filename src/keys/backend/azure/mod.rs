@@ -10,7 +10,10 @@
 //! ```yaml
 //! vaultName: my-vault                 # https://my-vault.vault.azure.net, or:
 //! vaultUrl: https://my-vault.vault.azure.net
-//! authenticationMode: CLIENT_SECRET   # default; or SYSTEM_ASSIGNED_MANAGED_IDENTITY,
+//! authenticationMode: CLIENT_SECRET   # default; or CLIENT_CERTIFICATE (clientCertificateFile:
+//!                                     # a PKCS#12 file with an RSA key, optional
+//!                                     # clientCertificatePasswordFile),
+//!                                     # SYSTEM_ASSIGNED_MANAGED_IDENTITY, or
 //!                                     # USER_ASSIGNED_MANAGED_IDENTITY (clientId = the identity)
 //! tenantId: 0c…                       # CLIENT_SECRET
 //! clientId: 5e…                       # CLIENT_SECRET, USER_ASSIGNED_MANAGED_IDENTITY
@@ -65,6 +68,10 @@ pub(crate) struct AzureConfig {
     #[serde(default)]
     pub client_secret_env: Option<String>,
     #[serde(default)]
+    pub client_certificate_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_certificate_password_file: Option<PathBuf>,
+    #[serde(default)]
     pub authority_host: Option<String>,
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
@@ -73,7 +80,9 @@ pub(crate) struct AzureConfig {
 }
 
 /// The fields [`AzureConfig`] gives a key config.
-pub(crate) const AZURE_FIELDS: [&str; 12] = [
+pub(crate) const AZURE_FIELDS: [&str; 14] = [
+    "clientCertificateFile",
+    "clientCertificatePasswordFile",
     "vaultName",
     "vaultUrl",
     "authenticationMode",
@@ -95,6 +104,13 @@ enum Identity {
         tenant_id: String,
         client_id: String,
         secret: Secret,
+    },
+    ClientCertificate {
+        tenant_id: String,
+        client_id: String,
+        /// A PKCS#12 (`.pfx`) file: an RSA key and its certificate.
+        file: PathBuf,
+        password: Option<Secret>,
     },
     SystemManaged,
     UserManaged {
@@ -171,19 +187,38 @@ impl AzureConfig {
                     "clientSecret, clientSecretFile or clientSecretEnv",
                 )?,
             },
+            "CLIENT_CERTIFICATE" if !has_secret => Identity::ClientCertificate {
+                tenant_id: self
+                    .tenant_id
+                    .filter(|t| !t.trim().is_empty())
+                    .ok_or("CLIENT_CERTIFICATE needs tenantId")?,
+                client_id: self
+                    .client_id
+                    .filter(|t| !t.trim().is_empty())
+                    .ok_or("CLIENT_CERTIFICATE needs clientId")?,
+                file: base.join(
+                    self.client_certificate_file
+                        .ok_or("CLIENT_CERTIFICATE needs clientCertificateFile")?,
+                ),
+                password: self
+                    .client_certificate_password_file
+                    .map(|p| Secret::File(base.join(p))),
+            },
             "SYSTEM_ASSIGNED_MANAGED_IDENTITY" if !has_secret => Identity::SystemManaged,
             "USER_ASSIGNED_MANAGED_IDENTITY" if !has_secret => Identity::UserManaged {
                 client_id: self
                     .client_id
                     .ok_or("USER_ASSIGNED_MANAGED_IDENTITY needs clientId")?,
             },
-            "SYSTEM_ASSIGNED_MANAGED_IDENTITY" | "USER_ASSIGNED_MANAGED_IDENTITY" => {
+            "CLIENT_CERTIFICATE"
+            | "SYSTEM_ASSIGNED_MANAGED_IDENTITY"
+            | "USER_ASSIGNED_MANAGED_IDENTITY" => {
                 return Err(format!("a client secret is not used with {mode}"));
             }
             other => {
                 return Err(format!(
                     "authenticationMode `{other}` is not supported (CLIENT_SECRET, \
-                     SYSTEM_ASSIGNED_MANAGED_IDENTITY, USER_ASSIGNED_MANAGED_IDENTITY)"
+                     CLIENT_CERTIFICATE, SYSTEM_ASSIGNED_MANAGED_IDENTITY, USER_ASSIGNED_MANAGED_IDENTITY)"
                 ));
             }
         };
@@ -397,6 +432,40 @@ impl Connection {
                     Some(azure_identity::ClientSecretCredentialOptions { client_options }),
                 )
                 .map_err(sdk)?
+            }
+            Identity::ClientCertificate {
+                tenant_id,
+                client_id,
+                file,
+                password,
+            } => {
+                let bytes = zeroize::Zeroizing::new(std::fs::read(file).map_err(|e| {
+                    RemoteError(format!(
+                        "{backend} clientCertificateFile {}: {e}",
+                        file.display()
+                    ))
+                })?);
+                let password = password
+                    .as_ref()
+                    .map(Secret::read)
+                    .transpose()
+                    .map_err(|e| RemoteError(format!("{backend} certificate password: {e}")))?
+                    .map(|p| azure_core::credentials::Secret::new(p.trim().to_string()));
+                azure_identity::ClientCertificateCredential::new(
+                    tenant_id.clone(),
+                    client_id.clone(),
+                    azure_core::credentials::SecretBytes::new(bytes.to_vec()),
+                    Some(azure_identity::ClientCertificateCredentialOptions {
+                        client_options,
+                        password,
+                    }),
+                )
+                .map_err(|e| {
+                    RemoteError(format!(
+                        "{backend} clientCertificateFile {}: {e}",
+                        file.display()
+                    ))
+                })?
             }
             Identity::SystemManaged | Identity::UserManaged { .. } => {
                 let user_assigned_id = match &self.identity {

@@ -64,16 +64,22 @@ fn reload(server: &Server) -> Value {
 
 /// The AWS fields of a key config: moto's endpoint, an access key whose secret is in a file.
 fn aws_fields(moto: &Moto) -> String {
+    let ca = moto
+        .ca
+        .as_ref()
+        .map(|c| format!("tlsCaFile: {}\n", c.display()))
+        .unwrap_or_default();
     format!(
         "region: us-east-1\nendpointOverride: {}\nauthenticationMode: SPECIFIED\n\
-         accessKeyId: AKIDTEST\nsecretAccessKeyFile: ../aws-secret\n",
+         accessKeyId: AKIDTEST\nsecretAccessKeyFile: ../aws-secret\n{ca}",
         moto.endpoint
     )
 }
 
 #[test]
 fn kms_keys_sign_for_a_tezos_client_and_fail_alone() {
-    let moto = Moto::start();
+    // Over HTTPS under the harness's own CA (tlsCaFile).
+    let moto = Moto::start_with(true);
     let k1 = moto.create_key("ECC_SECG_P256K1");
     let p256 = moto.create_key("ECC_NIST_P256");
     let rsa = moto.create_key("RSA_2048");

@@ -13,14 +13,23 @@ use serde_json::{Value, json};
 /// A running moto server; stopped on drop.
 pub struct Moto {
     child: Child,
-    /// `http://127.0.0.1:PORT`
+    /// `http(s)://127.0.0.1:PORT`
     pub endpoint: String,
+    /// The harness's test CA, when it serves HTTPS.
+    pub ca: Option<std::path::PathBuf>,
+    _dir: tempfile::TempDir,
     http: reqwest::blocking::Client,
 }
 
 impl Moto {
-    /// Starts `moto_server.py` and waits for its ready line.
+    /// Starts `moto_server.py` (plain HTTP) and waits for its ready line.
     pub fn start() -> Moto {
+        Self::start_with(false)
+    }
+
+    /// Starts `moto_server.py`, over HTTPS under a fresh test CA when `tls`.
+    pub fn start_with(tls: bool) -> Moto {
+        let dir = tempfile::tempdir().unwrap();
         let python = super::repo_dir().join("tests/vaults/.venv/bin/python");
         assert!(
             python.exists(),
@@ -32,6 +41,11 @@ impl Moto {
             .arg("--port")
             .arg("0")
             .arg("--exit-on-stdin-eof")
+            .args(if tls {
+                vec!["--tls-dir".to_string(), dir.path().display().to_string()]
+            } else {
+                vec![]
+            })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -51,13 +65,20 @@ impl Moto {
                 .expect("moto_server.py printed its ready line"),
         )
         .unwrap();
+        let ca = ready["ca"].as_str().map(std::path::PathBuf::from);
+        let mut http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60));
+        if let Some(ca) = &ca {
+            let pem = std::fs::read(ca).unwrap();
+            http = http
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
         Moto {
             child,
             endpoint: ready["endpoint"].as_str().unwrap().to_string(),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
+            ca,
+            _dir: dir,
+            http: http.build().unwrap(),
         }
     }
 

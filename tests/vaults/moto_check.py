@@ -3,7 +3,8 @@
 
     tests/vaults/.venv/bin/python tests/vaults/moto_check.py [--quick]
 
-Starts moto_server.py itself (twice: patched, and once with --no-digest-patch), drives
+Starts moto_server.py itself (three times: patched, with --no-digest-patch, and with
+--tls-dir for the HTTPS checks), drives
 it with boto3 and checks the results with `cryptography`.  Exit 0 only if every check
 passes.  --quick skips the 10,000-secret timings.
 """
@@ -12,9 +13,12 @@ import argparse
 import base64
 import json
 import os
+import http.client
 import secrets as pysecrets
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -23,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import SSLError as BotoSSLError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -81,13 +86,16 @@ class Server:
         assert self.ready["ready"] is True
         self.endpoint = self.ready["endpoint"]
 
-    def client(self, service, **cfg):
+    def client(self, service, verify=None, **cfg):
+        if verify is None:
+            verify = self.ready.get("ca")  # None (botocore default) over plain HTTP
         return boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
+            verify=verify,
             config=Config(**cfg) if cfg else None,
         )
 
@@ -96,7 +104,8 @@ class Server:
         req = urllib.request.Request(
             self.endpoint + path, data=data, method="GET" if body is None else "POST"
         )
-        with urllib.request.urlopen(req, timeout=600) as r:
+        ctx = ssl.create_default_context(cafile=self.ready["ca"]) if "ca" in self.ready else None
+        with urllib.request.urlopen(req, timeout=600, context=ctx) as r:
             return json.loads(r.read())
 
     def stop(self):
@@ -448,6 +457,82 @@ def timing(srv, n_boto3, n_bulk, n_get):
     return fig
 
 
+def tls_checks(srv, tls_dir):
+    from cryptography import x509
+
+    r = srv.ready
+    ca = r.get("ca")
+    check(
+        r["endpoint"] == f"https://127.0.0.1:{r['port']}"
+        and ca == os.path.join(os.path.abspath(tls_dir), "ca.pem")
+        and os.path.isfile(ca),
+        f"--tls-dir ready line: endpoint {r['endpoint']}, ca {ca}",
+    )
+
+    # The certificates, as a strict verifier (rustls/webpki) wants them.
+    ca_cert = x509.load_pem_x509_certificate(open(ca, "rb").read())
+    leaf = x509.load_pem_x509_certificates(open(os.path.join(tls_dir, "server.pem"), "rb").read())[0]
+    ext = lambda c, t: c.extensions.get_extension_for_class(t)  # noqa: E731
+    cbc, cku = ext(ca_cert, x509.BasicConstraints), ext(ca_cert, x509.KeyUsage).value
+    lbc, lku = ext(leaf, x509.BasicConstraints), ext(leaf, x509.KeyUsage).value
+    san = ext(leaf, x509.SubjectAlternativeName).value
+    check(
+        cbc.critical and cbc.value.ca and cbc.value.path_length == 0 and cku.key_cert_sign
+        and lbc.critical and not lbc.value.ca and lku.digital_signature
+        and not lku.key_cert_sign
+        and x509.oid.ExtendedKeyUsageOID.SERVER_AUTH in ext(leaf, x509.ExtendedKeyUsage).value
+        and [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+        and san.get_values_for_type(x509.DNSName) == ["localhost"]
+        and ext(leaf, x509.AuthorityKeyIdentifier).value.key_identifier
+        == ext(ca_cert, x509.SubjectKeyIdentifier).value.digest
+        and leaf.issuer == ca_cert.subject,
+        "TLS certs: CA (CA:true pathlen 0, keyCertSign); leaf CA:false, digitalSignature, "
+        "serverAuth, SAN IP:127.0.0.1 DNS:localhost, AKI = CA SKI",
+    )
+
+    # Python's strict X.509 verification; connection reuse as over HTTP.  werkzeug 3.x
+    # answers every response with "Connection: close" (plain HTTP too: no keep-alive in
+    # moto_server.py at all), so each request is a fresh TCP + TLS connection; http.client
+    # reconnects by itself.
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    conn = http.client.HTTPSConnection("127.0.0.1", r["port"], context=ctx, timeout=10)
+    try:
+        oks, conns, version = [], [], "-"
+        for _ in range(3):
+            conn.request("GET", "/_harness/health")
+            version = conn.sock.version()
+            resp = conn.getresponse()
+            oks.append(resp.status == 200 and json.loads(resp.read()) == {"ok": True})
+            conns.append(resp.getheader("Connection"))
+        check(all(oks), f"HTTPS with VERIFY_X509_STRICT: 3 requests ok ({version}, "
+              f"Connection: {conns[0]}, as over HTTP)")
+    finally:
+        conn.close()
+
+    # boto3 with verify=<ca.pem>: KMS CreateKey + GetPublicKey.
+    kms = srv.client("kms", verify=ca)
+    try:
+        kid = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+        pub = load_der_public_key(kms.get_public_key(KeyId=kid)["PublicKey"])
+        ok = isinstance(pub, ec.EllipticCurvePublicKey) and pub.curve.name == "secp256r1"
+    except Exception as e:  # noqa: BLE001
+        ok, kid = False, f"{type(e).__name__}: {e}"
+    check(ok, f"boto3 over HTTPS, verify=ca.pem: KMS CreateKey + GetPublicKey ({kid})")
+
+    # boto3 with the default trust store must refuse the throw-away CA.
+    plain = srv.client("kms", verify=True, retries={"max_attempts": 1}, connect_timeout=5)
+    try:
+        plain.list_keys()
+        got = "no error"
+    except BotoSSLError as e:
+        got = f"SSLError: {str(e)[:120]}"
+    except Exception as e:  # noqa: BLE001
+        got = f"{type(e).__name__}: {e}"
+    check(got.startswith("SSLError") and "CERTIFICATE_VERIFY_FAILED" in got,
+          f"boto3 over HTTPS, default verify: fails ({got})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the 10,000-secret timings")
@@ -478,6 +563,15 @@ def main():
         kms_unpatched_checks(srv)
     finally:
         srv.stop()
+
+    with tempfile.TemporaryDirectory(prefix="moto-tls-") as tls_dir:
+        srv = Server("--tls-dir", tls_dir)
+        try:
+            info(f"TLS ready line: {json.dumps(srv.ready)}")
+            tls_checks(srv, tls_dir)
+        finally:
+            rc = srv.stop()
+            check(rc == 0, f"moto_server.py --tls-dir exits {rc} on SIGTERM")
 
     elapsed = time.monotonic() - t_start
     check(elapsed < 90, f"total {elapsed:.1f} s (< 90 s)")

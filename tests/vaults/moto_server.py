@@ -3,12 +3,25 @@
 
 Usage:
     tests/vaults/.venv/bin/python tests/vaults/moto_server.py [--port N] [--host H]
-        [--no-digest-patch] [--verbose] [--exit-on-stdin-eof]
+        [--no-digest-patch] [--verbose] [--exit-on-stdin-eof] [--tls-dir DIR]
 
 Binds 127.0.0.1 (port 0 = ephemeral, the default), then prints ONE JSON line on stdout
 when it accepts connections:
 
     {"ready": true, "port": P, "endpoint": "http://127.0.0.1:P", "digest_patch": true}
+
+--tls-dir DIR: serve HTTPS instead.  At start a throw-away test CA (EC P-256, CA:true,
+pathlen 0, keyCertSign) and a server certificate signed by it (SAN IP 127.0.0.1 + DNS
+localhost, CA:false, digitalSignature, EKU serverAuth, SKI/AKI, valid from 5 minutes ago
+for 1 day; strict enough for rustls/webpki) are made; DIR/ca.pem (trust this),
+DIR/server.pem and DIR/server.key are written (DIR is created if missing).  The ready line
+is then
+
+    {"ready": true, "port": P, "endpoint": "https://127.0.0.1:P", "digest_patch": true,
+     "ca": "/abs/DIR/ca.pem"}
+
+The TLS handshake runs in the connection's own thread (not the accept loop), keep-alive
+works as over HTTP, and TCP_NODELAY is set on accepted TLS connections.
 
 and serves until SIGTERM / SIGINT.  Every AWS service moto knows is served on the one
 endpoint (boto3: endpoint_url=endpoint, region us-east-1, any credentials; account
@@ -600,6 +613,159 @@ def bulk_secrets(body):
 
 
 # --------------------------------------------------------------------------------------
+# --tls-dir: throw-away CA + server certificate
+# --------------------------------------------------------------------------------------
+
+
+def make_test_pki(tls_dir):
+    """Write DIR/ca.pem, DIR/server.pem (leaf + CA), DIR/server.key; return their paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    os.makedirs(tls_dir, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    not_before = now - datetime.timedelta(minutes=5)
+    not_after = now + datetime.timedelta(days=1)
+
+    def name(cn):
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "palisade tests"),
+                x509.NameAttribute(NameOID.COMMON_NAME, cn),
+            ]
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca_name = name("palisade moto_server.py throw-away test CA")
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("localhost"))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    pem = serialization.Encoding.PEM
+    paths = {
+        "ca": os.path.abspath(os.path.join(tls_dir, "ca.pem")),
+        "cert": os.path.abspath(os.path.join(tls_dir, "server.pem")),
+        "key": os.path.abspath(os.path.join(tls_dir, "server.key")),
+    }
+    with open(paths["ca"], "wb") as f:
+        f.write(ca_cert.public_bytes(pem))
+    with open(paths["cert"], "wb") as f:
+        f.write(cert.public_bytes(pem) + ca_cert.public_bytes(pem))
+    fd = os.open(paths["key"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            key.private_bytes(
+                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return paths
+
+
+def enable_tls(server, paths):
+    """Serve HTTPS on a werkzeug server made without ssl_context.
+
+    werkzeug's own ssl_context wraps the listening socket, so each handshake runs in the
+    accept loop (one stalled client blocks every new connection).  Here the accepted
+    socket is wrapped in its connection thread instead; server.ssl_context is set so
+    werkzeug reports wsgi.url_scheme=https and treats TLS errors as client errors."""
+    import socket
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(paths["cert"], paths["key"])
+    server.ssl_context = ctx
+    plain_finish = server.finish_request
+
+    def finish_request(request, client_address):
+        try:
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            request.settimeout(30)  # handshake only
+            tls = ctx.wrap_socket(request, server_side=True)  # detaches `request`
+            tls.settimeout(None)
+        except (OSError, ssl.SSLError):
+            return  # bad / aborted handshake: shutdown_request closes the raw socket
+        try:
+            plain_finish(tls, client_address)
+        finally:
+            try:
+                tls.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            tls.close()
+
+    server.finish_request = finish_request
+
+
+# --------------------------------------------------------------------------------------
 
 
 def main():
@@ -617,6 +783,12 @@ def main():
         action="store_true",
         help="also stop when stdin closes (spawn with a piped stdin: no orphan if the "
         "test process dies)",
+    )
+    ap.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        help="serve HTTPS with a throw-away test CA; writes DIR/ca.pem (+ server.pem, "
+        "server.key) and adds \"ca\" to the ready line",
     )
     args = ap.parse_args()
 
@@ -644,6 +816,17 @@ def main():
     server = make_server(args.host, args.port, app, threaded=True, request_handler=Handler)
     server.daemon_threads = True
     port = server.server_port
+    ready = {
+        "ready": True,
+        "port": port,
+        "endpoint": f"http://{args.host}:{port}",
+        "digest_patch": not args.no_digest_patch,
+    }
+    if args.tls_dir:
+        paths = make_test_pki(args.tls_dir)
+        enable_tls(server, paths)
+        ready["endpoint"] = f"https://{args.host}:{port}"
+        ready["ca"] = paths["ca"]
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -651,17 +834,7 @@ def main():
 
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    print(
-        json.dumps(
-            {
-                "ready": True,
-                "port": port,
-                "endpoint": f"http://{args.host}:{port}",
-                "digest_patch": not args.no_digest_patch,
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps(ready), flush=True)
     if args.exit_on_stdin_eof:
 
         def watch_stdin():

@@ -13,6 +13,7 @@
 //! accessKeyId: AKIA…                  # SPECIFIED only (Web3Signer's format), or
 //! secretAccessKeyFile: /run/secrets/aws-secret   # …File / …Env instead of the inline value
 //! endpointOverride: https://kms.eu-west-1.amazonaws.com   # optional (VPC endpoints, tests)
+//! tlsCaFile: ca.pem                   # optional: PEM CA added to the system roots
 //! timeoutMs: 5000                     # per attempt (default 5000)
 //! ```
 //!
@@ -58,10 +59,13 @@ pub(crate) struct AwsConfig {
     pub endpoint_override: Option<String>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 /// The fields [`AwsConfig`] gives a key config.
-pub(crate) const AWS_FIELDS: [&str; 11] = [
+pub(crate) const AWS_FIELDS: [&str; 12] = [
+    "tlsCaFile",
     "region",
     "authenticationMode",
     "profile",
@@ -94,6 +98,8 @@ pub(crate) struct Connection {
     region: String,
     credentials: Credentials,
     endpoint: Option<String>,
+    /// A PEM CA bundle trusted besides the system roots.
+    ca_pem: Option<Vec<u8>>,
     timeout: Duration,
 }
 
@@ -174,10 +180,26 @@ impl AwsConfig {
             }
             None => None,
         };
+        let ca_pem = match self.tls_ca_file {
+            Some(p) => {
+                let path = base.join(p);
+                let pem = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read tlsCaFile {}: {e}", path.display()))?;
+                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(format!(
+                        "tlsCaFile {} holds no PEM certificate",
+                        path.display()
+                    ));
+                }
+                Some(pem)
+            }
+            None => None,
+        };
         Ok(Connection {
             region,
             credentials,
             endpoint,
+            ca_pem,
             timeout,
         })
     }
@@ -217,6 +239,21 @@ impl Connection {
             .retry_config(RetryConfig::standard().with_max_attempts(attempts.max(1)));
         if let Some(e) = &self.endpoint {
             loader = loader.endpoint_url(e);
+        }
+        if let Some(pem) = &self.ca_pem {
+            use aws_smithy_http_client::tls;
+            let context = tls::TlsContext::builder()
+                .with_trust_store(tls::TrustStore::default().with_pem_certificate(pem.clone()))
+                .build()
+                .map_err(|e| RemoteError(format!("AWS tlsCaFile: {e}")))?;
+            loader = loader.http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    .tls_context(context)
+                    .build_https(),
+            );
         }
         match &self.credentials {
             Credentials::Chain { profile } => {

@@ -157,78 +157,28 @@ fn key_vault_keys_sign_for_a_tezos_client_and_fail_alone() {
     assert_eq!(out["ok"], true, "{out}");
     assert_eq!(out["signed"], 80, "{out}");
 
-    let chain = [0x7a, 0x06, 0xa7, 0x70];
-    let level = 5_000;
-    az.outage(Some("hang"));
-    let started = Instant::now();
-    let url = format!("{}/keys/{tz3}", server.tezos_url());
-    let blocked = std::thread::scope(|s| {
-        let h = s.spawn(move || {
-            let r = common::client()
-                .post(url)
-                .header("Content-Type", "application/json")
-                .body(json!(common::tezos_attestation(chain, level, 0, 1)).to_string())
-                .send()
-                .unwrap();
-            (r.status().as_u16(), r.text().unwrap())
-        });
-        std::thread::sleep(Duration::from_millis(100));
-        for i in 0..5 {
-            let t = Instant::now();
-            let (status, body) = server.tezos_sign(
-                &memory_pkh,
-                &common::tezos_attestation(chain, 10 + i, 0, 1),
-                "",
-            );
-            assert_eq!(status, 200, "{body}");
-            assert!(
-                t.elapsed() < Duration::from_millis(500),
-                "{:?}",
-                t.elapsed()
-            );
-        }
-        h.join().unwrap()
-    });
-    let waited = started.elapsed();
-    az.outage(None);
-    assert_eq!(blocked.0, 503, "{}", blocked.1);
-    assert!(
-        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(10),
-        "{waited:?}"
+    // The backend stops answering, then fails outright: 503 for its keys only, no
+    // watermark moved, the in-memory key signing meanwhile.
+    common::hanging_backend_fails_alone(
+        &server,
+        &tz3,
+        &memory_pkh,
+        || az.outage(Some("hang")),
+        || az.outage(None),
     );
-    let (status, body) =
-        server.tezos_sign(&tz3, &common::tezos_attestation(chain, level, 0, 2), "");
-    assert_eq!(
-        status, 200,
-        "the timed-out request moved the watermark: {body}"
+    let refused = common::failing_backend_fails_alone(
+        &server,
+        &tz2,
+        &memory_pkh,
+        || az.outage(Some("503")),
+        || az.outage(None),
     );
-
-    az.outage(Some("503"));
-    let (status, body) =
-        server.tezos_sign(&tz2, &common::tezos_attestation(chain, level + 1, 0, 1), "");
-    assert_eq!(status, 503, "{body}");
-    let (status, _) =
-        server.tezos_sign(&memory_pkh, &common::tezos_attestation(chain, 20, 0, 1), "");
-    assert_eq!(status, 200);
-    az.outage(None);
-    let (status, body) =
-        server.tezos_sign(&tz2, &common::tezos_attestation(chain, level + 1, 0, 2), "");
-    assert_eq!(status, 200, "{body}");
+    assert!(refused.contains("signing_backend"), "{refused}");
 
     // Latency through palisade (debug build, SQLite, this machine), beside the in-memory key.
-    for (label, pkh) in [("azure-key tz3", &tz3), ("memory tz1", &memory_pkh)] {
-        for concurrency in [1, 8] {
-            let (p50, p99) = common::tezos_latency(&server, pkh, 400, concurrency);
-            println!("latency {label} c={concurrency}: p50 {p50:.2} ms, p99 {p99:.2} ms");
-        }
-    }
+    common::print_tezos_latency(&server, "azure-key tz3", &tz3, &memory_pkh);
 
-    let metrics = common::client()
-        .get(format!("{}/metrics", server.metrics_url()))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = common::metrics_text(&server);
     assert!(
         metrics.contains(
             r#"palisade_backend_call_duration_seconds_count{backend="azure-key-vault",operation="sign"}"#

@@ -181,83 +181,28 @@ fn transit_keys_sign_for_a_tezos_client_and_fail_alone() {
     assert_eq!(out["ok"], true, "{out}");
     assert_eq!(out["signed"], 80, "{out}");
 
-    // A vault that stops answering: its key's request ends at timeoutMs with 503, the
-    // in-memory key keeps signing meanwhile, and no watermark moved.
-    let chain = [0x7a, 0x06, 0xa7, 0x70];
-    let level = 5_000;
-    bao.pause();
-    let started = Instant::now();
-    let blocked = std::thread::scope(|s| {
-        let url = format!("{}/keys/{p256}", server.tezos_url());
-        let h = s.spawn(move || {
-            let r = common::client()
-                .post(url)
-                .header("Content-Type", "application/json")
-                .body(json!(common::tezos_attestation(chain, level, 0, 1)).to_string())
-                .send()
-                .unwrap();
-            (r.status().as_u16(), r.text().unwrap())
-        });
-        std::thread::sleep(Duration::from_millis(100));
-        for i in 0..5 {
-            let t = Instant::now();
-            let (status, body) = server.tezos_sign(
-                &memory_pkh,
-                &common::tezos_attestation(chain, 10 + i, 0, 1),
-                "",
-            );
-            assert_eq!(status, 200, "{body}");
-            assert!(
-                t.elapsed() < Duration::from_millis(500),
-                "{:?}",
-                t.elapsed()
-            );
-        }
-        h.join().unwrap()
-    });
-    let waited = started.elapsed();
-    bao.resume();
-    assert_eq!(blocked.0, 503, "{}", blocked.1);
-    assert!(
-        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(10),
-        "{waited:?}"
+    // The backend stops answering, then fails outright: 503 for its keys only, no
+    // watermark moved, the in-memory key signing meanwhile.
+    common::hanging_backend_fails_alone(
+        &server,
+        &p256,
+        &memory_pkh,
+        || bao.pause(),
+        || bao.resume(),
     );
-    let (status, body) =
-        server.tezos_sign(&p256, &common::tezos_attestation(chain, level, 0, 2), "");
-    assert_eq!(
-        status, 200,
-        "the timed-out request moved the watermark: {body}"
+    let refused = common::failing_backend_fails_alone(
+        &server,
+        &ed,
+        &memory_pkh,
+        || bao.seal(),
+        || bao.unseal(),
     );
+    assert!(refused.contains("sealed or unavailable"), "{refused}");
 
-    // A sealed vault answers 503 at once: so does palisade, for its keys only.
-    bao.seal();
-    let (status, body) =
-        server.tezos_sign(&ed, &common::tezos_attestation(chain, level + 1, 0, 1), "");
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("sealed or unavailable"), "{body}");
-    let (status, _) =
-        server.tezos_sign(&memory_pkh, &common::tezos_attestation(chain, 20, 0, 1), "");
-    assert_eq!(status, 200);
-    bao.unseal();
-    let (status, body) =
-        server.tezos_sign(&ed, &common::tezos_attestation(chain, level + 1, 0, 2), "");
-    assert_eq!(status, 200, "{body}");
-
-    // The backend's calls are in the metrics, by operation.
     // Latency through palisade (debug build, SQLite, this machine), beside the in-memory key.
-    for (label, pkh) in [("vault-transit tz3", &p256), ("memory tz1", &memory_pkh)] {
-        for concurrency in [1, 8] {
-            let (p50, p99) = common::tezos_latency(&server, pkh, 400, concurrency);
-            println!("latency {label} c={concurrency}: p50 {p50:.2} ms, p99 {p99:.2} ms");
-        }
-    }
+    common::print_tezos_latency(&server, "vault-transit tz3", &p256, &memory_pkh);
 
-    let metrics = common::client()
-        .get(format!("{}/metrics", server.metrics_url()))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = common::metrics_text(&server);
     assert!(
         metrics.contains(
             r#"palisade_backend_call_duration_seconds_count{backend="vault",operation="sign"}"#

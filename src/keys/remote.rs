@@ -317,6 +317,120 @@ pub fn bls_key_from_hex(text: &str) -> Result<crate::keys::MemoryKey, String> {
     Ok(crate::keys::MemoryKey::new(sk))
 }
 
+/// A secret read from a vault: its name (path, secret name) and its value, or why it could
+/// not be read.
+pub type FetchedSecret = (String, Result<Zeroizing<String>, RemoteError>);
+
+/// Turns the secrets a secret-store backend read into eth2 keys, in parallel on the
+/// key-decryption pool the load runs on: each value holds one hex BLS secret key, or for a
+/// bulk load (`single` false) one or more, one per line. A secret that is not a key fails
+/// alone, named in its error. `backend` gives each key's inventory backend from its secret's
+/// name; `label` names the backend in the bulk-load log line (`vault bulk load`), which
+/// counts what loaded and how long it took since `started`.
+pub(crate) fn bls_keys(
+    file: &Path,
+    single: bool,
+    fetched: Vec<FetchedSecret>,
+    backend: impl Fn(&str) -> String + Sync,
+    label: &str,
+    started: Instant,
+) -> Vec<Result<crate::keys::backend::LoadedKey, crate::keys::LoadError>> {
+    use rayon::prelude::*;
+    let error = |name: &str, reason: String| crate::keys::LoadError {
+        file: file.to_path_buf(),
+        reason: if single {
+            reason
+        } else {
+            format!("secret {name}: {reason}")
+        },
+    };
+    let count = fetched.len();
+    let results: Vec<_> = fetched
+        .into_par_iter()
+        .flat_map_iter(|(name, value)| {
+            let value = match value {
+                Ok(v) => v,
+                Err(e) => return vec![Err(error(&name, e.to_string()))],
+            };
+            let lines: Vec<&str> = value
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            if lines.is_empty() || (single && lines.len() > 1) {
+                let expected = if single { "one" } else { "one or more" };
+                let reason = format!("the secret holds {} keys; {expected} expected", lines.len());
+                return vec![Err(error(&name, reason))];
+            }
+            lines
+                .into_iter()
+                .map(|line| {
+                    let key = bls_key_from_hex(line).map_err(|e| error(&name, e))?;
+                    Ok(crate::keys::backend::LoadedKey::Eth2 {
+                        key: std::sync::Arc::new(key) as std::sync::Arc<dyn crate::keys::Signer>,
+                        backend: backend(&name),
+                        source: file.to_path_buf(),
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    if !single {
+        let loaded = results.iter().filter(|r| r.is_ok()).count();
+        tracing::info!(
+            file = %file.display(),
+            secrets = count,
+            keys = loaded,
+            failed = results.len() - loaded,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "{label} bulk load"
+        );
+    }
+    results
+}
+
+/// The one key of a load that must name exactly one ([`crate::keys::backend::KeyLoad::load`]
+/// of a secret-store backend whose config names one secret).
+///
+/// # Errors
+/// The load's error, or a [`crate::keys::LoadError`] when it gave no key or several.
+pub(crate) fn exactly_one(
+    file: &Path,
+    mut keys: Vec<Result<crate::keys::backend::LoadedKey, crate::keys::LoadError>>,
+) -> Result<crate::keys::backend::LoadedKey, crate::keys::LoadError> {
+    match keys.len() {
+        1 => keys.pop().expect("one key"),
+        n => Err(crate::keys::LoadError {
+            file: file.to_path_buf(),
+            reason: format!("{n} keys where one was expected"),
+        }),
+    }
+}
+
+/// A vault's ECDSA or Ed25519 signature (`r‖s` or 64 raw bytes) over `data`, normalised to
+/// low-S and verified against the key loaded from that vault (`vault` names it in errors).
+///
+/// # Errors
+/// [`crate::keys::BackendError`] for a signature that is malformed or does not verify.
+pub(crate) fn checked_signature(
+    public: &crate::crypto::tezos::PublicKey,
+    raw: &[u8],
+    data: &[u8],
+    version: u8,
+    vault: &str,
+) -> Result<crate::crypto::tezos::Signature, crate::keys::BackendError> {
+    let signature =
+        crate::crypto::tezos::Signature::from_raw_low_s(public.curve(), raw).map_err(|e| {
+            crate::keys::BackendError(format!("{vault} returned an unusable signature: {e}"))
+        })?;
+    if !public.verify(data, &signature, version) {
+        return Err(crate::keys::BackendError(format!(
+            "{vault} returned a signature that does not verify with the loaded key"
+        )));
+    }
+    Ok(signature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -622,3 +622,113 @@ pub fn tezos_latency(server: &Server, pkh: &str, total: u32, concurrency: u32) -
     let at = |q: f64| all[((all.len() as f64 - 1.0) * q).round() as usize];
     (at(0.5), at(0.99))
 }
+
+/// The chain id of the outage checks' attestations.
+const OUTAGE_CHAIN: [u8; 4] = [0x7a, 0x06, 0xa7, 0x70];
+
+/// A network backend that stops answering (`hang` starts it, `recover` ends it): a request
+/// for its key `pkh` ends at the key config's `timeoutMs` of 1500 ms with 503, while five for
+/// the in-memory key `memory_pkh` answer 200 within 500 ms each; afterwards another
+/// attestation at the same level signs, so the timed-out request moved no watermark.
+pub fn hanging_backend_fails_alone(
+    server: &Server,
+    pkh: &str,
+    memory_pkh: &str,
+    hang: impl FnOnce(),
+    recover: impl FnOnce(),
+) {
+    let level = 5_000;
+    hang();
+    let started = std::time::Instant::now();
+    let url = format!("{}/keys/{pkh}", server.tezos_url());
+    let blocked = std::thread::scope(|s| {
+        let h = s.spawn(move || {
+            let body = tezos_attestation(OUTAGE_CHAIN, level, 0, 1);
+            let r = client()
+                .post(url)
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_string(&body).unwrap())
+                .send()
+                .unwrap();
+            (r.status().as_u16(), r.text().unwrap())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        for i in 0..5 {
+            let t = std::time::Instant::now();
+            let (status, body) = server.tezos_sign(
+                memory_pkh,
+                &tezos_attestation(OUTAGE_CHAIN, 10 + i, 0, 1),
+                "",
+            );
+            assert_eq!(status, 200, "{body}");
+            assert!(
+                t.elapsed() < Duration::from_millis(500),
+                "{:?}",
+                t.elapsed()
+            );
+        }
+        h.join().unwrap()
+    });
+    let waited = started.elapsed();
+    recover();
+    assert_eq!(blocked.0, 503, "{}", blocked.1);
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    let (status, body) = server.tezos_sign(pkh, &tezos_attestation(OUTAGE_CHAIN, level, 0, 2), "");
+    assert_eq!(
+        status, 200,
+        "the timed-out request moved the watermark: {body}"
+    );
+}
+
+/// A network backend that answers with failures (`fail` starts it, `recover` ends it): its
+/// key's request is answered 503 at once while the in-memory key signs, and after recovery
+/// another attestation at that level signs. Returns the 503's body.
+pub fn failing_backend_fails_alone(
+    server: &Server,
+    pkh: &str,
+    memory_pkh: &str,
+    fail: impl FnOnce(),
+    recover: impl FnOnce(),
+) -> String {
+    let level = 5_001;
+    fail();
+    let t = std::time::Instant::now();
+    let (status, refused) =
+        server.tezos_sign(pkh, &tezos_attestation(OUTAGE_CHAIN, level, 0, 1), "");
+    assert_eq!(status, 503, "{refused}");
+    assert!(
+        t.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        t.elapsed()
+    );
+    let (status, _) = server.tezos_sign(memory_pkh, &tezos_attestation(OUTAGE_CHAIN, 20, 0, 1), "");
+    assert_eq!(status, 200);
+    recover();
+    let (status, body) = server.tezos_sign(pkh, &tezos_attestation(OUTAGE_CHAIN, level, 0, 2), "");
+    assert_eq!(status, 200, "{body}");
+    refused
+}
+
+/// Prints the Tezos signing latency of `pkh` (labelled `label`) and of the in-memory key at
+/// concurrency 1 and 8, 400 requests each ([`tezos_latency`]).
+pub fn print_tezos_latency(server: &Server, label: &str, pkh: &str, memory_pkh: &str) {
+    for (label, pkh) in [(label, pkh), ("memory tz1", memory_pkh)] {
+        for concurrency in [1, 8] {
+            let (p50, p99) = tezos_latency(server, pkh, 400, concurrency);
+            println!("latency {label} c={concurrency}: p50 {p50:.2} ms, p99 {p99:.2} ms");
+        }
+    }
+}
+
+/// The metrics listener's exposition text.
+pub fn metrics_text(server: &Server) -> String {
+    client()
+        .get(format!("{}/metrics", server.metrics_url()))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}

@@ -261,14 +261,7 @@ impl TezosSigner for KmsKey {
         .await
         .map_err(|e| BackendError(e.to_string()))?;
         let raw = raw_from_der(curve, &der).map_err(BackendError)?;
-        let signature = Signature::from_raw_low_s(curve, &raw)
-            .map_err(|e| BackendError(format!("KMS returned an unusable signature: {e}")))?;
-        if !self.public.verify(data, &signature, version) {
-            return Err(BackendError(
-                "KMS returned a signature that does not verify with the loaded key".into(),
-            ));
-        }
-        Ok(signature)
+        remote::checked_signature(&self.public, &raw, data, version, "KMS")
     }
 
     fn backend(&self) -> String {

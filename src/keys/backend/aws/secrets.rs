@@ -31,12 +31,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use futures_util::StreamExt;
-use rayon::prelude::*;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -45,7 +43,6 @@ use crate::keys::LoadError;
 use crate::keys::backend::keystore::check_key_type;
 use crate::keys::backend::{Backend, KeyLoad, LoadContext, LoadedKey, base_dir, parse};
 use crate::keys::remote::{self, RemoteError};
-use crate::keys::signer::Signer;
 use crate::protection::audit::Chain;
 
 /// The metrics label of Secrets Manager calls.
@@ -158,8 +155,7 @@ struct SecretsLoad {
     concurrency: usize,
 }
 
-/// A secret's name and its string, or why it could not be read.
-type Fetched = (String, Result<Zeroizing<String>, RemoteError>);
+use remote::FetchedSecret as Fetched;
 
 /// The ARNs and names of every secret matching `prefix` and `tags`, paged 100 at a time.
 async fn list(
@@ -280,14 +276,7 @@ impl KeyLoad for SecretsLoad {
 
     fn load(self: Box<Self>, context: &LoadContext<'_>) -> Result<LoadedKey, LoadError> {
         let file = self.file.clone();
-        let mut keys = self.load_all(context);
-        match keys.len() {
-            1 => keys.pop().expect("one key"),
-            n => Err(LoadError {
-                file,
-                reason: format!("{n} keys where one was expected"),
-            }),
-        }
+        remote::exactly_one(&file, self.load_all(context))
     }
 
     fn load_all(self: Box<Self>, _context: &LoadContext<'_>) -> Vec<Result<LoadedKey, LoadError>> {
@@ -333,58 +322,14 @@ impl KeyLoad for SecretsLoad {
             Ok(f) => f,
             Err(e) => return vec![Err(error(e.to_string()))],
         };
-        let count = fetched.len();
         let region = self.connection.describe();
-        let results: Vec<Result<LoadedKey, LoadError>> = fetched
-            .into_par_iter()
-            .flat_map_iter(|(name, value)| {
-                let label = |reason: String| {
-                    error(if single {
-                        reason
-                    } else {
-                        format!("secret {name}: {reason}")
-                    })
-                };
-                let value = match value {
-                    Ok(v) => v,
-                    Err(e) => return vec![Err(label(e.to_string()))],
-                };
-                let lines: Vec<&str> = value
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .collect();
-                if lines.is_empty() || (single && lines.len() > 1) {
-                    return vec![Err(label(format!(
-                        "the secret holds {} keys; {} expected",
-                        lines.len(),
-                        if single { "one" } else { "one or more" }
-                    )))];
-                }
-                lines
-                    .into_iter()
-                    .map(|line| {
-                        let key = remote::bls_key_from_hex(line).map_err(&label)?;
-                        Ok(LoadedKey::Eth2 {
-                            key: Arc::new(key) as Arc<dyn Signer>,
-                            backend: format!("aws-secrets {region} {name}"),
-                            source: self.file.clone(),
-                        })
-                    })
-                    .collect()
-            })
-            .collect();
-        if !single {
-            let loaded = results.iter().filter(|r| r.is_ok()).count();
-            tracing::info!(
-                file = %self.file.display(),
-                secrets = count,
-                keys = loaded,
-                failed = results.len() - loaded,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "aws secrets bulk load"
-            );
-        }
-        results
+        remote::bls_keys(
+            &self.file,
+            single,
+            fetched,
+            |name| format!("aws-secrets {region} {name}"),
+            "aws secrets",
+            started,
+        )
     }
 }

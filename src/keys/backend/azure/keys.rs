@@ -288,14 +288,7 @@ impl TezosSigner for AzureKeyVaultKey {
         })
         .await
         .map_err(|e| BackendError(e.to_string()))?;
-        let signature = Signature::from_raw_low_s(curve, &raw)
-            .map_err(|e| BackendError(format!("Key Vault returned an unusable signature: {e}")))?;
-        if !self.public.verify(data, &signature, version) {
-            return Err(BackendError(
-                "Key Vault returned a signature that does not verify with the loaded key".into(),
-            ));
-        }
-        Ok(signature)
+        remote::checked_signature(&self.public, &raw, data, version, "Key Vault")
     }
 
     fn backend(&self) -> String {

@@ -38,7 +38,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use rayon::prelude::*;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -47,7 +46,6 @@ use crate::keys::LoadError;
 use crate::keys::backend::keystore::check_key_type;
 use crate::keys::backend::{Backend, KeyLoad, LoadContext, LoadedKey, base_dir, parse};
 use crate::keys::remote::{self, RemoteError, Secret};
-use crate::keys::signer::Signer;
 use crate::protection::audit::Chain;
 
 /// The `hashicorp` backend (Web3Signer's key config).
@@ -282,8 +280,7 @@ struct ListData {
     keys: Vec<String>,
 }
 
-/// A secret's path and its field's value, or why it could not be read.
-type Fetched = (String, Result<Zeroizing<String>, RemoteError>);
+use remote::FetchedSecret as Fetched;
 
 /// Reads the hex field `key_name` of the secret at `path` (after `/v1/`).
 async fn read_secret(
@@ -371,14 +368,7 @@ impl KeyLoad for SecretLoad {
 
     fn load(self: Box<Self>, context: &LoadContext<'_>) -> Result<LoadedKey, LoadError> {
         let file = self.file.clone();
-        let mut keys = self.load_all(context);
-        match keys.len() {
-            1 => keys.pop().expect("one key"),
-            n => Err(LoadError {
-                file,
-                reason: format!("{n} keys where one was expected"),
-            }),
-        }
+        remote::exactly_one(&file, self.load_all(context))
     }
 
     fn load_all(self: Box<Self>, _context: &LoadContext<'_>) -> Vec<Result<LoadedKey, LoadError>> {
@@ -400,7 +390,6 @@ impl KeyLoad for SecretLoad {
             Ok(p) => p,
             Err(e) => return vec![Err(self.error(e.to_string()))],
         };
-        let count = paths.len();
         let fetched: Result<Vec<Fetched>, _> = remote::block_on(async move {
             Ok(futures_util::stream::iter(paths)
                 .map(|path| {
@@ -419,68 +408,14 @@ impl KeyLoad for SecretLoad {
             Err(e) => return vec![Err(self.error(e.to_string()))],
         };
         let address = self.client.address().to_string();
-        // Deriving the public keys is CPU work: in parallel on the key-decryption pool this
-        // load runs on.
-        let results: Vec<Result<LoadedKey, LoadError>> = fetched
-            .into_par_iter()
-            .flat_map_iter(|(path, value)| {
-                let fail = |reason: String| {
-                    vec![Err(self.error(if single {
-                        reason
-                    } else {
-                        format!("secret {path}: {reason}")
-                    }))]
-                };
-                let value = match value {
-                    Ok(v) => v,
-                    Err(e) => return fail(e.to_string()),
-                };
-                let lines: Vec<&str> = value
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .collect();
-                if lines.is_empty() {
-                    return fail(format!("field `{}` is empty", self.key_name));
-                }
-                if single && lines.len() > 1 {
-                    return fail(format!(
-                        "field `{}` holds {} keys; one expected",
-                        self.key_name,
-                        lines.len()
-                    ));
-                }
-                lines
-                    .into_iter()
-                    .map(|line| {
-                        let key = remote::bls_key_from_hex(line).map_err(|e| {
-                            self.error(if single {
-                                e.clone()
-                            } else {
-                                format!("secret {path}: {e}")
-                            })
-                        })?;
-                        Ok(LoadedKey::Eth2 {
-                            key: Arc::new(key) as Arc<dyn Signer>,
-                            backend: format!("vault {address} {path}"),
-                            source: self.file.clone(),
-                        })
-                    })
-                    .collect()
-            })
-            .collect();
-        if !single {
-            let loaded = results.iter().filter(|r| r.is_ok()).count();
-            tracing::info!(
-                file = %self.file.display(),
-                secrets = count,
-                keys = loaded,
-                failed = results.len() - loaded,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "vault bulk load"
-            );
-        }
-        results
+        remote::bls_keys(
+            &self.file,
+            single,
+            fetched,
+            |path| format!("vault {address} {path}"),
+            "vault",
+            started,
+        )
     }
 }
 

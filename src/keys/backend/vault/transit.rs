@@ -279,14 +279,7 @@ impl TezosSigner for TransitKey {
         ))
         .await
         .map_err(|e| BackendError(e.to_string()))?;
-        let signature = Signature::from_raw_low_s(curve, &raw)
-            .map_err(|e| BackendError(format!("vault returned an unusable signature: {e}")))?;
-        if !self.public.verify(data, &signature, version) {
-            return Err(BackendError(
-                "vault returned a signature that does not verify with the loaded key".into(),
-            ));
-        }
-        Ok(signature)
+        remote::checked_signature(&self.public, &raw, data, version, "vault")
     }
 
     fn backend(&self) -> String {

@@ -362,8 +362,10 @@ fn bulk_load_of_10000_secrets_from_key_vault() {
     assert_eq!(public_keys(&server).len(), n as usize);
     let stats = az.stats();
     let in_flight = stats["max_inflight"].as_u64().unwrap();
+    // The stand-in counts a request finished only once it has written the answer, so the
+    // next read on that connection may be counted before: one more than the bound.
     assert!(
-        in_flight <= 16,
+        in_flight <= 16 + 1,
         "more than `concurrency` reads in flight: {stats}"
     );
     let line = server

@@ -5,7 +5,8 @@
 //! The loader follows paths named in the config (keystore, password and PIN files, PKCS#11
 //! modules); so that a run never reads a device, a large file or a real keystore, nor loads
 //! a library, an input is skipped unless every path field names nothing that exists (after
-//! resolving relative paths against the scratch directory) and the YAML has no tags.
+//! resolving relative paths against the scratch directory) and the YAML has no tags, and the
+//! vault types (which call their service at load) are left to `remote_key_config`.
 //!
 //! Invariants: no panic; one file gives exactly one outcome (one key, or one failure naming
 //! the file); the outcome is the same on a second load; a `file-raw` key loads to the public
@@ -17,6 +18,7 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
+use palisade::keys::backend::is_remote;
 use palisade::keys::tezos::decode_secret_key;
 use palisade::keys::{KeyRegistry, KeySources};
 use serde_norway::Value;
@@ -58,6 +60,15 @@ fn safe(doc: &Value, dir: &Path) -> bool {
     let Value::Mapping(map) = doc else {
         return true;
     };
+    // The vault backends call their service at load: `remote_key_config` fuzzes their
+    // configs without loading.
+    if map
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| is_remote(t.trim()))
+    {
+        return false;
+    }
     for (k, v) in map {
         let Some(name) = k.as_str() else { continue };
         // Keys are matched exactly by the parser; anything close to a path field is

@@ -90,6 +90,11 @@ pub trait Backend: Sync {
     /// pass (Web3Signer's own types, whose configs shared with it may carry more). A strict
     /// backend refuses a misspelled `timeoutMs` instead of falling back to the default.
     fn known_fields(&self) -> Option<Vec<&'static str>>;
+    /// Whether loading or using its keys calls a network service (the vault backends):
+    /// `false` by default.
+    fn remote(&self) -> bool {
+        false
+    }
     /// Reads one key config: its YAML `text`, from `file` (relative paths resolve against
     /// its directory). Does no key work: no decryption, no token login.
     ///
@@ -143,6 +148,22 @@ pub struct LoadContext<'a> {
 /// The backend serving a key-config `type:`.
 pub fn backend(kind: &str) -> Option<&'static dyn Backend> {
     BACKENDS.iter().copied().find(|b| b.kind() == kind)
+}
+
+/// Whether the backend serving `kind` reaches a network service when it loads or signs
+/// (`false` for an unknown `kind`). The key-config fuzz target skips those.
+pub fn is_remote(kind: &str) -> bool {
+    backend(kind).is_some_and(|b| b.remote())
+}
+
+/// The key-config types of the backends that reach a network service ([`Backend::remote`]),
+/// in registry order.
+pub fn remote_kinds() -> Vec<&'static str> {
+    BACKENDS
+        .iter()
+        .filter(|b| b.remote())
+        .map(|b| b.kind())
+        .collect()
 }
 
 /// Deserializes a key config for `backend`. The message keeps only the error's location:

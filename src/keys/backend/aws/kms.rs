@@ -57,6 +57,9 @@ impl Backend for AwsKms {
     fn fields_hint(&self) -> &'static str {
         "region, kmsKeyId, policy, authenticationMode, endpointOverride, timeoutMs"
     }
+    fn remote(&self) -> bool {
+        true
+    }
     fn known_fields(&self) -> Option<Vec<&'static str>> {
         let mut fields = vec!["type", "kmsKeyId", "policy"];
         fields.extend(super::AWS_FIELDS);
@@ -148,8 +151,15 @@ impl KeyLoad for KmsLoad {
         };
         let (connection, key_id) = (self.connection.clone(), self.key_id.clone());
         let (reads, signs, answer) = remote::block_on(async move {
-            let reads = aws_sdk_kms::Client::new(&connection.sdk_config(3).await?);
-            let signs = aws_sdk_kms::Client::new(&connection.sdk_config(1).await?);
+            // One configuration (one credential chain, one HTTP client): reads retry twice,
+            // signatures are not retried (a repeated Sign may be answered twice).
+            let config = connection.sdk_config(3).await?;
+            let reads = aws_sdk_kms::Client::new(&config);
+            let signs = aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&config)
+                    .retry_config(aws_config::retry::RetryConfig::disabled())
+                    .build(),
+            );
             let answer = observe(
                 BACKEND,
                 "get_public_key",

@@ -71,6 +71,9 @@ impl Backend for AwsSecret {
     fn fields_hint(&self) -> &'static str {
         "region, secretName, authenticationMode, accessKeyId, secretAccessKey, endpointOverride"
     }
+    fn remote(&self) -> bool {
+        true
+    }
     fn known_fields(&self) -> Option<Vec<&'static str>> {
         None
     }
@@ -115,6 +118,9 @@ impl Backend for AwsSecretsBulk {
     }
     fn fields_hint(&self) -> &'static str {
         "region, namePrefix, tags, concurrency, authenticationMode, endpointOverride, timeoutMs"
+    }
+    fn remote(&self) -> bool {
+        true
     }
     fn known_fields(&self) -> Option<Vec<&'static str>> {
         let mut fields = vec!["type", "namePrefix", "tags", "concurrency"];

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
 use azure_core::http::RequestContent;
 use azure_security_keyvault_keys::models::{
     CurveName, KeyClientGetKeyOptions, KeyClientSignOptions, SignParameters, SignatureAlgorithm,
@@ -69,6 +70,9 @@ impl Backend for AzureKey {
         "vaultName|vaultUrl, keyName, keyVersion, tenantId, clientId, clientSecret|\
          clientSecretFile|clientSecretEnv, authenticationMode, policy, timeoutMs"
     }
+    fn remote(&self) -> bool {
+        true
+    }
     fn known_fields(&self) -> Option<Vec<&'static str>> {
         let mut fields = vec!["type", "keyName", "keyVersion", "policy"];
         fields.extend(super::AZURE_FIELDS);
@@ -102,19 +106,21 @@ struct AzureKeyLoad {
     policy: Policy,
 }
 
-/// A Key Vault client for `connection` with `attempts` attempts per call.
-fn client(connection: &Connection, attempts: u32) -> Result<KeyClient, RemoteError> {
+/// A Key Vault client for `connection` with `attempts` attempts per call, over the config's
+/// HTTP client and credential.
+fn client(
+    connection: &Connection,
+    http: &reqwest::Client,
+    credential: Arc<dyn TokenCredential>,
+    attempts: u32,
+) -> Result<KeyClient, RemoteError> {
     let options = KeyClientOptions {
         api_version: API_VERSION.into(),
-        client_options: connection.client_options(BACKEND, attempts)?,
+        client_options: connection.client_options(http, BACKEND, attempts),
         verify_challenge_resource: Some(connection.verify_challenge()),
     };
-    KeyClient::new(
-        connection.vault_url(),
-        connection.credential(BACKEND)?,
-        Some(options),
-    )
-    .map_err(|e| concise(BACKEND, "client", &e))
+    KeyClient::new(connection.vault_url(), credential, Some(options))
+        .map_err(|e| concise(BACKEND, "client", &e))
 }
 
 impl KeyLoad for AzureKeyLoad {
@@ -133,7 +139,9 @@ impl KeyLoad for AzureKeyLoad {
             self.version.clone(),
         );
         let (signs, curve, x, y, kid) = remote::block_on(async move {
-            let reads = client(&connection, 3)?;
+            let http = connection.http()?;
+            let credential = connection.credential(&http, BACKEND)?;
+            let reads = client(&connection, &http, credential.clone(), 3)?;
             let key = reads
                 .get_key(
                     &name,
@@ -171,7 +179,7 @@ impl KeyLoad for AzureKeyLoad {
                 )));
             };
             Ok((
-                client(&connection, 1)?,
+                client(&connection, &http, credential, 1)?,
                 curve,
                 x,
                 y,

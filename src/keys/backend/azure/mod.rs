@@ -376,20 +376,26 @@ impl Connection {
         self.verify_challenge
     }
 
-    /// Client options for the SDK: palisade's transport for `backend`, `attempts` attempts.
+    /// The HTTP client of this config (system roots plus `tlsCaFile`, the per-call timeout):
+    /// one per config, shared by its credential and its Key Vault clients (one pool).
     ///
     /// # Errors
     /// A message for a bad CA file.
+    pub(crate) fn http(&self) -> Result<reqwest::Client, RemoteError> {
+        remote::http_client(self.ca_file.as_deref(), self.timeout).map_err(RemoteError)
+    }
+
+    /// Client options for the SDK: palisade's transport over `http` for `backend`, `attempts`
+    /// attempts.
     pub(crate) fn client_options(
         &self,
+        http: &reqwest::Client,
         backend: &'static str,
         attempts: u32,
-    ) -> Result<ClientOptions, RemoteError> {
-        let http =
-            remote::http_client(self.ca_file.as_deref(), self.timeout).map_err(RemoteError)?;
+    ) -> ClientOptions {
         let mut options = ClientOptions {
             transport: Some(Transport::new(Arc::new(Transport_ {
-                http,
+                http: http.clone(),
                 timeout: self.timeout,
                 backend,
             }))),
@@ -403,18 +409,20 @@ impl Connection {
                 custom,
             )));
         }
-        Ok(options)
+        options
     }
 
-    /// The token credential of this config.
+    /// The token credential of this config, its token requests sent over `http`. One per
+    /// config: its clients share it, and with it one token.
     ///
     /// # Errors
     /// A message naming a credential that cannot be read, or the SDK's refusal.
     pub(crate) fn credential(
         &self,
+        http: &reqwest::Client,
         backend: &'static str,
     ) -> Result<Arc<dyn TokenCredential>, RemoteError> {
-        let client_options = self.client_options(backend, 3)?;
+        let client_options = self.client_options(http, backend, 3);
         let sdk = |e: azure_core::Error| RemoteError(format!("{backend} credential: {e}"));
         Ok(match &self.identity {
             Identity::ClientSecret {

@@ -67,6 +67,9 @@ impl Backend for AzureSecret {
     fn fields_hint(&self) -> &'static str {
         "vaultName|vaultUrl, secretName, tenantId, clientId, clientSecret, authenticationMode"
     }
+    fn remote(&self) -> bool {
+        true
+    }
     fn known_fields(&self) -> Option<Vec<&'static str>> {
         None
     }
@@ -105,6 +108,9 @@ impl Backend for AzureSecretsBulk {
     fn fields_hint(&self) -> &'static str {
         "vaultName|vaultUrl, tags, namePrefix, concurrency, tenantId, clientId, \
          clientSecretFile, authenticationMode, timeoutMs"
+    }
+    fn remote(&self) -> bool {
+        true
     }
     fn known_fields(&self) -> Option<Vec<&'static str>> {
         let mut fields = vec!["type", "tags", "namePrefix", "concurrency"];
@@ -146,15 +152,17 @@ struct SecretsLoad {
 
 use remote::FetchedSecret as Fetched;
 
+/// The config's Key Vault secrets client: one HTTP client, shared by its credential.
 fn client(connection: &Connection) -> Result<SecretClient, RemoteError> {
+    let http = connection.http()?;
     let options = SecretClientOptions {
         api_version: super::keys::API_VERSION.into(),
-        client_options: connection.client_options(BACKEND, 3)?,
+        client_options: connection.client_options(&http, BACKEND, 3),
         verify_challenge_resource: Some(connection.verify_challenge()),
     };
     SecretClient::new(
         connection.vault_url(),
-        connection.credential(BACKEND)?,
+        connection.credential(&http, BACKEND)?,
         Some(options),
     )
     .map_err(|e| concise(BACKEND, "client", &e))

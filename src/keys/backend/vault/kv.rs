@@ -106,6 +106,9 @@ impl Backend for Hashicorp {
     fn fields_hint(&self) -> &'static str {
         "serverHost, keyPath, token|tokenFile|tokenEnv, serverPort, keyName, tlsEnabled, timeout"
     }
+    fn remote(&self) -> bool {
+        true
+    }
     fn known_fields(&self) -> Option<Vec<&'static str>> {
         None
     }
@@ -199,6 +202,9 @@ impl Backend for VaultKvBulk {
     fn fields_hint(&self) -> &'static str {
         "address, tokenFile|tokenEnv|appRole, mount, path, keyName, concurrency, namespace, \
          tlsCaFile, timeoutMs"
+    }
+    fn remote(&self) -> bool {
+        true
     }
     fn known_fields(&self) -> Option<Vec<&'static str>> {
         let mut fields = vec!["type", "mount", "path", "keyName", "concurrency"];

@@ -61,6 +61,9 @@ impl Backend for VaultTransit {
         "address, keyName, tokenFile|tokenEnv|appRole, mount, policy, namespace, tlsCaFile, \
          timeoutMs"
     }
+    fn remote(&self) -> bool {
+        true
+    }
     fn known_fields(&self) -> Option<Vec<&'static str>> {
         let mut fields = vec!["type", "mount", "keyName", "policy"];
         fields.extend(super::CONNECTION_FIELDS);

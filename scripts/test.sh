@@ -74,12 +74,17 @@ echo "== vault stand-ins are faithful: the Azure SDKs against the Key Vault stan
 echo "== cargo test: benchmark smoke runs (benches/ in test mode)"
 cargo test --benches "$@"
 echo "== cargo test"
-# The vault backend tests run in their own step below, where their figures are printed.
-vault_tests=(--skip transit_keys_sign --skip kv_secrets_load --skip bulk_load_of_10000
-  --skip kms_keys_sign --skip secrets_manager_configs --skip key_vault_keys --skip key_vault_secrets)
-cargo test --lib --bins --tests "$@" -- "${vault_tests[@]}"
+# The vault backend tests and the octez socket latency run in their own steps below, where
+# their figures are printed.
+figure_tests=(--skip transit_keys_sign --skip kv_secrets_load --skip bulk_load_of_10000
+  --skip kms_keys_sign --skip secrets_manager_configs --skip key_vault_keys --skip key_vault_secrets
+  --skip latency_of_each_transport_at_concurrency_1)
+cargo test --lib --bins --tests "$@" -- "${figure_tests[@]}"
 echo "== vault backends against OpenBao, moto and the Azure stand-in (latency and bulk-load figures)"
 cargo test --test vault_backends --test aws_backends --test azure_backends "$@" -- --nocapture --test-threads 1 2>&1 \
+  | grep -v '^\[palisade\]'
+echo "== octez binary signer protocol: TCP, Unix socket and HTTP latency at concurrency 1 (SQLite, PostgreSQL)"
+cargo test --test octez_socket "$@" -- --nocapture --exact latency_of_each_transport_at_concurrency_1 2>&1 \
   | grep -v '^\[palisade\]'
 
 echo "== cargo test --doc (the compile_fail tests of release after commit among them)"

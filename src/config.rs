@@ -62,6 +62,20 @@ pub struct TezosConfig {
     pub require_authentication: bool,
     /// File of authorized public keys (edpk/sppk/p2pk/BLpk), one per line.
     pub authorized_keys: Option<PathBuf>,
+    /// `Some((host, port))` when the octez binary protocol's TCP listener is on
+    /// (`--tezos-tcp-listen-host/-port`; port 7732 by default, 0 picks a free one).
+    pub tcp: Option<(String, u16)>,
+    /// The octez binary protocol's Unix socket (`--tezos-unix-socket`).
+    pub unix_socket: Option<PathBuf>,
+    /// Group given access to the Unix socket (`--tezos-unix-socket-group`, name or number).
+    pub unix_socket_group: Option<String>,
+}
+
+impl TezosConfig {
+    /// Whether an octez binary-protocol listener (TCP or Unix socket) is configured.
+    pub fn sockets_enabled(&self) -> bool {
+        self.tcp.is_some() || self.unix_socket.is_some()
+    }
 }
 
 /// Parses `0x11,0x12,13` into bytes; each must be a known magic byte.
@@ -166,6 +180,10 @@ impl ServeArgs {
             slashing_protection_pruning_interval,
             tezos_http_listen_host,
             tezos_http_listen_port,
+            tezos_tcp_listen_host,
+            tezos_tcp_listen_port,
+            tezos_unix_socket,
+            tezos_unix_socket_group,
             tezos_magic_bytes,
             tezos_allow_list_known_keys,
             tezos_require_authentication,
@@ -207,7 +225,22 @@ impl ServeArgs {
             allow_list_known_keys: m.tezos_allow_list_known_keys.unwrap_or(false),
             require_authentication,
             authorized_keys: m.tezos_authorized_keys,
+            tcp: match (&m.tezos_tcp_listen_host, m.tezos_tcp_listen_port) {
+                (None, None) => None,
+                (host, port) => Some((
+                    host.clone().unwrap_or_else(|| "127.0.0.1".into()),
+                    port.unwrap_or(7732),
+                )),
+            },
+            unix_socket: m.tezos_unix_socket.clone(),
+            unix_socket_group: m.tezos_unix_socket_group.clone(),
         };
+        if tezos.unix_socket_group.is_some() && tezos.unix_socket.is_none() {
+            return Err(ConfigError::Invalid {
+                flag: "--tezos-unix-socket-group",
+                reason: "needs --tezos-unix-socket PATH".into(),
+            });
+        }
         let data_dir = m
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));

@@ -22,6 +22,7 @@ pub mod protection;
 pub mod server;
 pub mod service;
 pub mod tls;
+pub mod transport;
 
 /// Helpers shared by unit tests.
 #[cfg(test)]

@@ -96,7 +96,10 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
         keys.clone(),
         store.clone(),
     ));
-    let tezos = if config.tezos.explicitly_enabled || keys.current().tezos_len() > 0 {
+    let tezos = if config.tezos.explicitly_enabled
+        || config.tezos.sockets_enabled()
+        || keys.current().tezos_len() > 0
+    {
         let authorized_keys = if config.tezos.require_authentication {
             let path = config
                 .tezos
@@ -156,6 +159,12 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
         ),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    // The binary-protocol sockets are bound first: a path or port that cannot be used fails
+    // the start before any listener is announced.
+    let sockets = match &prepared.tezos {
+        Some(tezos) => octez_sockets(&config.tezos, tezos.clone())?,
+        None => None,
+    };
     let state = prepared.state;
     if let Some(reloader) = state.reloader.clone() {
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -264,7 +273,47 @@ pub async fn serve(config: &ServeConfig, prepared: Prepared) -> std::io::Result<
         println!("palisade tezos API listening on {scheme}://{a}");
     }
     servers.push(tezos_server.run());
-    futures_util::future::try_join_all(servers)
-        .await
-        .map(|_| ())
+    let served = futures_util::future::try_join_all(servers).await;
+    if let Some(s) = sockets {
+        s.shutdown();
+    }
+    served.map(|_| ())
+}
+
+/// Binds and starts the octez binary-protocol listeners that are configured (TCP, Unix
+/// socket), printing `palisade tezos socket listening on tcp://ADDR` and
+/// `… on unix://PATH`.
+fn octez_sockets(
+    config: &crate::config::TezosConfig,
+    state: TezosState,
+) -> std::io::Result<Option<crate::transport::octez_socket::Listeners>> {
+    use crate::transport::octez_socket;
+    if !config.sockets_enabled() {
+        return Ok(None);
+    }
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let tcp = match &config.tcp {
+        None => None,
+        Some((host, port)) => {
+            let l = octez_socket::bind_tcp(host, *port).map_err(invalid)?;
+            let a = l.local_addr()?;
+            tracing::info!(%a, "tezos binary signer protocol listening (tcp)");
+            println!("palisade tezos socket listening on tcp://{a}");
+            Some(l)
+        }
+    };
+    let unix = match &config.unix_socket {
+        None => None,
+        Some(path) => {
+            let l = octez_socket::bind_unix(path, config.unix_socket_group.as_deref())
+                .map_err(invalid)?;
+            tracing::info!(path = %path.display(), "tezos binary signer protocol listening (unix)");
+            println!(
+                "palisade tezos socket listening on unix://{}",
+                path.display()
+            );
+            Some((l, path.clone()))
+        }
+    };
+    octez_socket::spawn(state, tcp, unix).map(Some)
 }

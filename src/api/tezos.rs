@@ -40,8 +40,8 @@ use crate::crypto::tezos::PublicKey;
 use crate::keys::Keys;
 use crate::metrics::METRICS;
 use crate::protection::{ProtectionError, ProtectionStore};
+use crate::service::tezos::{AuthenticationInput, TezosService, TezosSignError, TezosSignRequest};
 pub use crate::service::tezos::{AuthorizedKeys, DEFAULT_SIGNATURE_VERSION};
-use crate::service::tezos::{TezosService, TezosSignError, TezosSignRequest};
 
 /// Largest request body: 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -100,6 +100,17 @@ pub struct TezosError {
 }
 
 impl TezosError {
+    /// The HTTP status this error is answered with (the binary transports count it in the
+    /// same request metrics).
+    pub fn status_u16(&self) -> u16 {
+        self.status.as_u16()
+    }
+
+    /// The error's message (what the binary transports send in octez's `failure` error).
+    pub fn message(&self) -> &str {
+        &self.msg
+    }
+
     fn new(status: StatusCode, id: &'static str, msg: impl Into<String>) -> Self {
         TezosError {
             status,
@@ -289,8 +300,13 @@ fn authenticate(
     data: &[u8],
     authentication: Option<&str>,
 ) -> Result<(), TezosError> {
-    crate::service::tezos::authenticate(authorized, pkh, data, authentication)
-        .map_err(TezosError::from)
+    crate::service::tezos::authenticate(
+        authorized,
+        pkh,
+        data,
+        authentication.map(AuthenticationInput::Base58),
+    )
+    .map_err(TezosError::from)
 }
 
 /// `POST /keys/{pkh}`: parses the bytes by fixed offsets, applies the global magic-byte list
@@ -347,7 +363,7 @@ async fn sign_inner(
         .sign(TezosSignRequest {
             pkh,
             data,
-            authentication,
+            authentication: authentication.map(AuthenticationInput::Base58),
             version,
             caller: super::caller(&req),
         })

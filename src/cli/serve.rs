@@ -69,6 +69,22 @@ pub struct ServeArgs {
     /// starts when Tezos keys are configured or this flag (or the host flag) is given.
     #[arg(long, env = "PALISADE_TEZOS_HTTP_LISTEN_PORT")]
     pub tezos_http_listen_port: Option<u16>,
+    /// Address of the octez binary signer protocol's TCP listener (`tcp://HOST:PORT/<pkh>` in
+    /// octez-client) [default: 127.0.0.1]. It has no TLS: keep it on loopback or behind a
+    /// tunnel. Giving it (or the port) turns the listener on.
+    #[arg(long, env = "PALISADE_TEZOS_TCP_LISTEN_HOST")]
+    pub tezos_tcp_listen_host: Option<String>,
+    /// Port of the octez binary signer protocol's TCP listener; 0 picks a free port
+    /// [default: 7732 when the host is given; off otherwise].
+    #[arg(long, env = "PALISADE_TEZOS_TCP_LISTEN_PORT")]
+    pub tezos_tcp_listen_port: Option<u16>,
+    /// Serve the octez binary signer protocol on this Unix socket (`unix:///PATH/<pkh>` in
+    /// octez-client), created with mode 0600 (0660 with `--tezos-unix-socket-group`).
+    #[arg(long, env = "PALISADE_TEZOS_UNIX_SOCKET")]
+    pub tezos_unix_socket: Option<PathBuf>,
+    /// Group (name or number) given read and write access to `--tezos-unix-socket` (mode 0660).
+    #[arg(long, env = "PALISADE_TEZOS_UNIX_SOCKET_GROUP")]
+    pub tezos_unix_socket_group: Option<String>,
     /// Magic bytes the Tezos API signs at all, e.g. `0x11,0x12,0x13` [default: all known:
     /// 0x01,0x02,0x03,0x05,0x11,0x12,0x13]; key policies narrow it further.
     #[arg(long, env = "PALISADE_TEZOS_MAGIC_BYTES")]

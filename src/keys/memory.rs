@@ -6,7 +6,9 @@
 use async_trait::async_trait;
 
 use super::locked::Locked;
-use super::signer::{BackendError, ProvePossession, Signer, TezosSigner};
+use zeroize::Zeroizing;
+
+use super::signer::{BackendError, DeterministicNonces, ProvePossession, Signer, TezosSigner};
 use crate::crypto::bls;
 use crate::crypto::tezos::{self, Curve, PublicKey, Signature};
 
@@ -86,6 +88,19 @@ impl TezosSigner for MemoryTezosKey {
     }
     fn possession(&self) -> Option<&dyn ProvePossession> {
         (self.public.curve() == Curve::Bls).then_some(self as &dyn ProvePossession)
+    }
+    fn deterministic_nonces(&self) -> Option<&dyn DeterministicNonces> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl DeterministicNonces for MemoryTezosKey {
+    async fn deterministic_nonce(&self, data: &[u8]) -> Result<Zeroizing<[u8; 32]>, BackendError> {
+        Ok(self.secret.deterministic_nonce(data))
+    }
+    async fn deterministic_nonce_hash(&self, data: &[u8]) -> Result<[u8; 32], BackendError> {
+        Ok(self.secret.deterministic_nonce_hash(data))
     }
 }
 

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use zeroize::Zeroizing;
 
 use crate::crypto::tezos::{PublicKey, Signature};
 
@@ -80,6 +81,29 @@ pub trait TezosSigner: Send + Sync {
     fn backend(&self) -> String {
         "memory".into()
     }
+    /// The deterministic-nonce capability: `Some` for a backend that holds the secret key
+    /// bytes octez derives nonces from (in-memory keys), `None` for keys in an HSM or a vault
+    /// (they cannot compute octez's HMAC over the raw key).
+    fn deterministic_nonces(&self) -> Option<&dyn DeterministicNonces> {
+        None
+    }
+}
+
+/// The optional deterministic-nonce capability of a Tezos backend (octez
+/// `deterministic_nonce` / `deterministic_nonce_hash`, `src/lib_crypto/*.ml`), run by the
+/// dispatcher with the key's [`TezosSigner::execution`].
+#[async_trait]
+pub trait DeterministicNonces: Send + Sync {
+    /// HMAC-SHA256 of `data` keyed with the raw secret key: 32 bytes.
+    ///
+    /// # Errors
+    /// [`BackendError`] for a backend failure.
+    async fn deterministic_nonce(&self, data: &[u8]) -> Result<Zeroizing<[u8; 32]>, BackendError>;
+    /// blake2b-256 of [`DeterministicNonces::deterministic_nonce`]: 32 bytes.
+    ///
+    /// # Errors
+    /// [`BackendError`] for a backend failure.
+    async fn deterministic_nonce_hash(&self, data: &[u8]) -> Result<[u8; 32], BackendError>;
 }
 
 /// The optional BLS proof-of-possession capability of a Tezos backend (tz4 keys; octez

@@ -104,7 +104,32 @@ enum Authentication {
     Generic(Vec<u8>),
 }
 
+/// An authentication signature as a transport received it.
+#[derive(Debug, Clone, Copy)]
+pub enum AuthenticationInput<'a> {
+    /// Base58 (`edsig…`, `spsig1…`, `p2sig…`, `BLsig…` or the scheme-less `sig…`), as the
+    /// HTTP API's `authentication` query parameter carries it.
+    Base58(&'a str),
+    /// Raw bytes, as the binary protocol carries them: 64 bytes (Ed25519, or ECDSA r‖s) or 96
+    /// (BLS).
+    Raw(&'a [u8]),
+}
+
 impl Authentication {
+    /// Decodes a signature a transport received; `None` if it is no Tezos signature.
+    fn from_input(input: AuthenticationInput<'_>) -> Option<Authentication> {
+        match input {
+            AuthenticationInput::Base58(s) => Self::decode(s),
+            AuthenticationInput::Raw(raw) => match raw.len() {
+                64 => Some(Authentication::Generic(raw.to_vec())),
+                96 => Signature::from_raw(Curve::Bls, raw)
+                    .ok()
+                    .map(Authentication::Typed),
+                _ => None,
+            },
+        }
+    }
+
     /// Decodes `s`; `None` if it is no Tezos signature.
     fn decode(s: &str) -> Option<Authentication> {
         let mut candidates = Curve::ALL.map(Curve::signature_prefix).to_vec();
@@ -153,13 +178,13 @@ pub fn authenticate(
     authorized: &[PublicKey],
     pkh: &str,
     data: &[u8],
-    authentication: Option<&str>,
+    authentication: Option<AuthenticationInput<'_>>,
 ) -> Result<(), TezosSignError> {
     let auth = authentication.ok_or(TezosSignError::MissingAuthentication)?;
     let Ok((curve, hash)) = decode_pkh(pkh) else {
         return Err(TezosSignError::BadAuthentication);
     };
-    let auth = Authentication::decode(auth).ok_or(TezosSignError::BadAuthentication)?;
+    let auth = Authentication::from_input(auth).ok_or(TezosSignError::BadAuthentication)?;
     let mut pkh_bytes = [0u8; 21];
     pkh_bytes[0] = curve.pkh_tag();
     pkh_bytes[1..].copy_from_slice(&hash);
@@ -234,8 +259,8 @@ pub struct TezosSignRequest<'a> {
     pub pkh: &'a str,
     /// The bytes to sign, magic byte first.
     pub data: Vec<u8>,
-    /// The caller's authentication signature (base58), if any.
-    pub authentication: Option<&'a str>,
+    /// The caller's authentication signature, if any.
+    pub authentication: Option<AuthenticationInput<'a>>,
     /// The signature version (decimal), if any ([`DEFAULT_SIGNATURE_VERSION`] otherwise).
     pub version: Option<&'a str>,
     /// The caller (an IP address), for the audit trail.
@@ -396,6 +421,59 @@ impl TezosService<'_> {
             }
         };
         Ok(pending.release(proof)?)
+    }
+
+    /// Whether the key of `pkh` can compute deterministic nonces (octez
+    /// `supports_deterministic_nonces`): in-memory keys can, keys in an HSM or a vault cannot.
+    ///
+    /// # Errors
+    /// [`TezosSignError::UnknownKey`].
+    pub fn supports_deterministic_nonces(&self, pkh: &str) -> Result<bool, TezosSignError> {
+        Ok(self.key(pkh)?.signer.deterministic_nonces().is_some())
+    }
+
+    /// octez's deterministic nonce of `data` for the key of `pkh` (HMAC-SHA256 keyed with the
+    /// raw secret key), or with `hash` its blake2b-256 hash: 32 bytes either way. The caller
+    /// is authenticated first, over `0x04 0x01 || pkh || data` as for signing (octez's client
+    /// and signer both use the Sign tag there). A nonce is no signature and moves no
+    /// watermark; it is refused for keys that cannot compute one.
+    ///
+    /// # Errors
+    /// [`TezosSignError::MissingAuthentication`] / [`TezosSignError::BadAuthentication`];
+    /// [`TezosSignError::UnknownKey`]; [`TezosSignError::Malformed`] for a key whose backend
+    /// cannot compute nonces; the backend's errors.
+    pub async fn deterministic_nonce(
+        &self,
+        pkh: &str,
+        data: Vec<u8>,
+        authentication: Option<AuthenticationInput<'_>>,
+        hash: bool,
+    ) -> Result<Vec<u8>, TezosSignError> {
+        if let Some(authorized) = self.authorized_keys {
+            authenticate(&authorized.keys, pkh, &data, authentication)?;
+        }
+        let key = self.key(pkh)?;
+        if key.signer.deterministic_nonces().is_none() {
+            return Err(TezosSignError::Malformed(format!(
+                "the backend of {} ({}) cannot compute deterministic nonces",
+                key.pkh,
+                key.signer.backend()
+            )));
+        }
+        let execution = key.signer.execution();
+        Ok(
+            dispatch::run(execution, "deterministic_nonce", move || async move {
+                let Some(n) = key.signer.deterministic_nonces() else {
+                    return Err(BackendError("no deterministic-nonce capability".into()));
+                };
+                if hash {
+                    n.deterministic_nonce_hash(&data).await.map(|h| h.to_vec())
+                } else {
+                    n.deterministic_nonce(&data).await.map(|v| v.to_vec())
+                }
+            })
+            .await?,
+        )
     }
 
     /// A proof of possession of the tz4 key of `pkh` (or of `bls_pk`, base58 `BLpk…`), for

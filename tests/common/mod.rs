@@ -118,6 +118,8 @@ pub struct Server {
     tezos_url: std::sync::OnceLock<String>,
     metrics_rx: std::sync::Mutex<mpsc::Receiver<String>>,
     metrics_url: std::sync::OnceLock<String>,
+    sockets_rx: std::sync::Mutex<mpsc::Receiver<String>>,
+    sockets: std::sync::Mutex<Vec<String>>,
 }
 
 impl Server {
@@ -154,10 +156,13 @@ impl Server {
         let (url_tx, url_rx) = mpsc::channel();
         let (tezos_tx, tezos_rx) = mpsc::channel();
         let (metrics_tx, metrics_rx) = mpsc::channel();
+        let (sockets_tx, sockets_rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let tx = if line.contains("tezos API") {
+                    let tx = if line.contains("tezos socket") {
+                        &sockets_tx
+                    } else if line.contains("tezos API") {
                         &tezos_tx
                     } else if line.contains("metrics") {
                         &metrics_tx
@@ -192,6 +197,34 @@ impl Server {
             tezos_url: std::sync::OnceLock::new(),
             metrics_rx: std::sync::Mutex::new(metrics_rx),
             metrics_url: std::sync::OnceLock::new(),
+            sockets_rx: std::sync::Mutex::new(sockets_rx),
+            sockets: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The octez binary-protocol listener announced with `scheme` (`tcp` gives `HOST:PORT`,
+    /// `unix` the socket path); waits for it to be announced.
+    pub fn tezos_socket(&self, scheme: &str) -> String {
+        let prefix = format!("{scheme}://");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(found) = self
+                .sockets
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|s| s.strip_prefix(&prefix))
+            {
+                return found.to_string();
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .sockets_rx
+                .lock()
+                .unwrap()
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("palisade did not announce a {scheme} socket"));
+            self.sockets.lock().unwrap().push(line);
         }
     }
 
@@ -573,6 +606,7 @@ pub fn tezos_attestation(chain: [u8; 4], level: u32, round: u32, fill: u8) -> St
 
 pub mod azure;
 pub mod moto;
+pub mod octez;
 pub mod openbao;
 pub mod softhsm;
 

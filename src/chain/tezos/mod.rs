@@ -5,6 +5,7 @@ pub mod base58;
 pub mod operations;
 pub mod payload;
 pub mod policy;
+pub mod signer_messages;
 
 /// The bytes an authorized client signs to authenticate a signing request, as octez-client
 /// builds them (`Signer_messages.Sign.Request.to_sign`): `0x04 || 0x01 (sign request tag) ||

@@ -181,6 +181,28 @@ impl SecretKey {
         out
     }
 
+    /// octez's deterministic nonce of `data` for this key (`src/lib_crypto/{ed25519,secp256k1,
+    /// p256,bls}.ml`, `deterministic_nonce`): HMAC-SHA256 keyed with the raw secret key in
+    /// octez's `Secret_key.to_bytes` form (the 32-byte Ed25519 seed, the big-endian ECDSA
+    /// scalar, the little-endian BLS scalar), over `data`. 32 bytes. Bakers use it as the seed
+    /// nonce of a block (`data` is then the 4-byte big-endian level).
+    pub fn deterministic_nonce(&self, data: &[u8]) -> Zeroizing<[u8; 32]> {
+        use hmac::{KeyInit, Mac};
+        let key = self.raw_secret();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_slice())
+            .expect("HMAC takes a key of any length");
+        mac.update(data);
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        out
+    }
+
+    /// blake2b-256 of [`SecretKey::deterministic_nonce`] (octez `deterministic_nonce_hash`):
+    /// the nonce hash a baker commits to in its block, 32 bytes.
+    pub fn deterministic_nonce_hash(&self, data: &[u8]) -> [u8; 32] {
+        super::blake2b_256(self.deterministic_nonce(data).as_slice())
+    }
+
     /// A fresh key from the operating system's CSPRNG.
     ///
     /// # Panics

@@ -7,11 +7,16 @@
 //!   prepending a known operation appends or prepends its kind and nothing else; every
 //!   prefix of an accepted contents that is itself accepted decodes to a prefix of the
 //!   kinds, and the rest then decodes to the remaining kinds (unless the cut falls right
-//!   before a reveal's optional proof byte `0x00`/`0xff`).
+//!   before the optional proof byte `0x00`/`0xff` of a reveal or update_*_key). The
+//!   decoder that allows unknown tags agrees with the strict one wherever the strict one
+//!   accepts, and where the strict one refuses an unknown tag it gives the operations before
+//!   it followed by one `Unknown` at that tag.
 //! - Structured (`mode` odd): the rest drives an encoder written here from the octez
 //!   operation encodings; the decoder must accept what it builds and give back each
 //!   operation, in order, with a transaction's source, amount, destination, entrypoint and
-//!   `Unit`-ness as encoded; `operation_kinds_for(signer)` is a staking kind exactly when
+//!   `Unit`-ness as encoded and the other kinds' source, destination, amount (a signed
+//!   zarith for `increase_paid_storage`) and delegate; `operation_kinds_for(signer)` is a
+//!   staking kind exactly when
 //!   the module's protocol conditions hold (the signer's own account calling itself at
 //!   that entrypoint, `Unit` and amount rules), and never for another signer or without
 //!   one; cutting the encoding anywhere inside the last operation is refused.
@@ -20,8 +25,9 @@
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use palisade::chain::tezos::operations::{
-    Contract, Entrypoint as DecodedEntrypoint, MICHELSON_UNIT, Operation, OperationKind,
-    decode_operations, operation_kinds, operation_kinds_for,
+    Contract, Entrypoint as DecodedEntrypoint, Fields, MICHELSON_UNIT, Operation, OperationError,
+    OperationKind, decode_operations, decode_operations_allowing_unknown, operation_kinds,
+    operation_kinds_for,
 };
 
 /// Prefix checks are quadratic; only contents up to this length get them.
@@ -50,6 +56,23 @@ fn raw(contents: &[u8]) {
     let kinds = operation_kinds(contents);
     assert_eq!(kinds, operation_kinds(contents), "not deterministic");
     let decoded = decode_operations(contents);
+    let lenient = decode_operations_allowing_unknown(contents);
+    match &decoded {
+        Ok(ops) => assert_eq!(lenient.as_ref(), Ok(ops), "lenient decoder disagrees"),
+        Err(OperationError::UnknownTag { tag, offset }) => {
+            let mut want = if *offset == 0 {
+                Vec::new()
+            } else {
+                decode_operations(&contents[..*offset]).expect("operations before the unknown tag")
+            };
+            want.push(Operation::Unknown {
+                tag: *tag,
+                offset: *offset,
+            });
+            assert_eq!(lenient, Ok(want), "unknown tag at {offset}");
+        }
+        Err(e) => assert_eq!(lenient.as_ref(), Err(e), "lenient decoder disagrees"),
+    }
     assert_eq!(decoded.is_ok(), kinds.is_ok(), "decode and kinds disagree");
     let (Ok(kinds), Ok(decoded)) = (kinds, decoded) else {
         return;
@@ -108,7 +131,16 @@ fn raw(contents: &[u8]) {
             "prefix {cut} decodes to {head:?}, not a prefix of {kinds:?}"
         );
         let tail = &contents[cut..];
-        if matches!(tail[0], 0x00 | 0xff) && head.last() == Some(&OperationKind::Reveal) {
+        if matches!(tail[0], 0x00 | 0xff)
+            && matches!(
+                head.last(),
+                Some(
+                    OperationKind::Reveal
+                        | OperationKind::UpdateConsensusKey
+                        | OperationKind::UpdateCompanionKey
+                )
+            )
+        {
             continue;
         }
         assert_eq!(
@@ -130,7 +162,7 @@ struct Header {
 
 #[derive(Debug, Arbitrary)]
 enum Dest {
-    /// An implicit account (pkh tag 0..=3 and hash).
+    /// An implicit account (pkh tag 0..=4 and hash).
     Implicit(u8, [u8; 20]),
     /// An originated contract.
     Originated([u8; 20]),
@@ -184,6 +216,21 @@ enum Body {
         period: i32,
         count: u8,
     },
+    SmartRollupCement {
+        rollup: [u8; 20],
+    },
+    DrainDelegate {
+        consensus_key: (u8, [u8; 20]),
+        delegate: (u8, [u8; 20]),
+        destination: (u8, [u8; 20]),
+    },
+    FailingNoop {
+        bytes: Vec<u8>,
+    },
+    IncreasePaidStorage {
+        amount: i64,
+        destination: [u8; 20],
+    },
 }
 
 #[derive(Debug, Arbitrary)]
@@ -223,8 +270,21 @@ impl Enc {
         }
     }
     fn pkh(&mut self, tag: u8, hash: [u8; 20]) {
-        self.u8(tag % 4);
+        self.u8(tag % 5);
         self.bytes(&hash);
+    }
+    /// Zarith integer (`Data_encoding.z`): continue | sign | 6 bits, then 7 bits a byte.
+    fn z(&mut self, v: i64) {
+        let mut m = v.unsigned_abs();
+        let sign = if v < 0 { 0x40 } else { 0 };
+        let low = (m & 0x3f) as u8;
+        m >>= 6;
+        if m == 0 {
+            self.0.push(low | sign);
+            return;
+        }
+        self.0.push(low | sign | 0x80);
+        self.n(m);
     }
     fn len_prefixed(&mut self, b: &[u8]) {
         self.bytes(&(b.len() as u32).to_be_bytes());
@@ -269,9 +329,28 @@ const NAMES: [&[u8]; 10] = [
     b"set_delegate_parameters",
 ];
 
+/// The 21-byte public key hash the encoder writes for `(tag, hash)`.
+fn pkh_of(tag: u8, hash: [u8; 20]) -> [u8; 21] {
+    let mut pkh = [0u8; 21];
+    pkh[0] = tag % 5;
+    pkh[1..].copy_from_slice(&hash);
+    pkh
+}
+
+/// A decoded non-transaction operation with only a kind and a source.
+fn other(kind: OperationKind, source: Option<[u8; 21]>) -> Operation {
+    Operation::Other(Fields {
+        kind,
+        source,
+        destination: None,
+        amount: None,
+        delegate: None,
+    })
+}
+
 /// Encodes one operation; returns what the decoder must give back for it.
 fn encode(op: &Op, e: &mut Enc) -> Operation {
-    let source = [op.source_tag % 4]
+    let source: [u8; 21] = [op.source_tag % 5]
         .into_iter()
         .chain(op.source)
         .collect::<Vec<u8>>()
@@ -284,7 +363,7 @@ fn encode(op: &Op, e: &mut Enc) -> Operation {
             e.bytes(&period.to_be_bytes());
             e.bytes(&[0x5a; 32]);
             e.u8(*vote);
-            return Operation::Ballot;
+            return other(OperationKind::Ballot, Some(source));
         }
         Body::Proposals { period, count } => {
             e.u8(5);
@@ -292,7 +371,29 @@ fn encode(op: &Op, e: &mut Enc) -> Operation {
             e.bytes(&period.to_be_bytes());
             let list = vec![0x33; 32 * usize::from(*count % 8)];
             e.len_prefixed(&list);
-            return Operation::Proposals;
+            return other(OperationKind::Proposals, Some(source));
+        }
+        Body::DrainDelegate {
+            consensus_key,
+            delegate,
+            destination,
+        } => {
+            e.u8(9);
+            e.pkh(consensus_key.0, consensus_key.1);
+            e.pkh(delegate.0, delegate.1);
+            e.pkh(destination.0, destination.1);
+            return Operation::Other(Fields {
+                kind: OperationKind::DrainDelegate,
+                source: Some(pkh_of(consensus_key.0, consensus_key.1)),
+                destination: Some(Contract::Implicit(pkh_of(destination.0, destination.1))),
+                amount: None,
+                delegate: Some(pkh_of(delegate.0, delegate.1)),
+            });
+        }
+        Body::FailingNoop { bytes } => {
+            e.u8(17);
+            e.len_prefixed(bytes);
+            return other(OperationKind::FailingNoop, None);
         }
         _ => {}
     }
@@ -300,23 +401,26 @@ fn encode(op: &Op, e: &mut Enc) -> Operation {
         Body::Reveal { .. } => 107,
         Body::Transaction { .. } => 108,
         Body::Origination { .. } => 109,
+        Body::SmartRollupCement { .. } => 202,
+        Body::IncreasePaidStorage { .. } => 113,
         _ => 110,
     };
     e.manager(tag, op.source_tag, op.source, &op.header);
     match &op.body {
         Body::Reveal { pk_tag, proof } => {
-            let tag = pk_tag % 4;
+            let tag = pk_tag % 5;
             e.u8(tag);
-            e.bytes(&vec![0xcd; [32, 33, 33, 48][usize::from(tag)]]);
+            e.bytes(&vec![0xcd; [32, 33, 33, 48, 1312][usize::from(tag)]]);
             match proof {
                 None => {}
                 Some(false) => e.u8(0x00),
                 Some(true) => {
                     e.u8(0xff);
+                    e.bytes(&96u32.to_be_bytes());
                     e.bytes(&[0x99; 96]);
                 }
             }
-            Operation::Reveal
+            other(OperationKind::Reveal, Some(source))
         }
         Body::Transaction {
             amount,
@@ -328,10 +432,7 @@ fn encode(op: &Op, e: &mut Enc) -> Operation {
                 Dest::Implicit(t, h) => {
                     e.u8(0);
                     e.pkh(*t, *h);
-                    let mut pkh = [0u8; 21];
-                    pkh[0] = t % 4;
-                    pkh[1..].copy_from_slice(h);
-                    Contract::Implicit(pkh)
+                    Contract::Implicit(pkh_of(*t, *h))
                 }
                 Dest::Originated(h) => {
                     e.u8(1);
@@ -407,7 +508,13 @@ fn encode(op: &Op, e: &mut Enc) -> Operation {
             }
             e.len_prefixed(code);
             e.len_prefixed(storage);
-            Operation::Origination
+            Operation::Other(Fields {
+                kind: OperationKind::Origination,
+                source: Some(source),
+                destination: None,
+                amount: Some(i128::from(*balance)),
+                delegate: delegate.map(|(t, h)| pkh_of(t, h)),
+            })
         }
         Body::Delegation { delegate } => {
             match delegate {
@@ -417,9 +524,38 @@ fn encode(op: &Op, e: &mut Enc) -> Operation {
                 }
                 None => e.u8(0x00),
             }
-            Operation::Delegation
+            Operation::Other(Fields {
+                kind: OperationKind::Delegation,
+                source: Some(source),
+                destination: None,
+                amount: None,
+                delegate: delegate.map(|(t, h)| pkh_of(t, h)),
+            })
         }
-        Body::Ballot { .. } | Body::Proposals { .. } => unreachable!("encoded above"),
+        Body::SmartRollupCement { rollup } => {
+            e.bytes(rollup);
+            other(OperationKind::SmartRollupCement, Some(source))
+        }
+        Body::IncreasePaidStorage {
+            amount,
+            destination,
+        } => {
+            e.z(*amount);
+            e.u8(1);
+            e.bytes(destination);
+            e.u8(0);
+            Operation::Other(Fields {
+                kind: OperationKind::IncreasePaidStorage,
+                source: Some(source),
+                destination: Some(Contract::Originated(*destination)),
+                amount: Some(i128::from(*amount)),
+                delegate: None,
+            })
+        }
+        Body::Ballot { .. }
+        | Body::Proposals { .. }
+        | Body::DrainDelegate { .. }
+        | Body::FailingNoop { .. } => unreachable!("encoded above"),
     }
 }
 
@@ -430,11 +566,8 @@ fn encode(op: &Op, e: &mut Enc) -> Operation {
 /// `set_delegate_parameters` with no amount.
 fn expected_kind(op: &Operation, signer: Option<&[u8; 21]>) -> OperationKind {
     let t = match op {
-        Operation::Reveal => return OperationKind::Reveal,
-        Operation::Origination => return OperationKind::Origination,
-        Operation::Delegation => return OperationKind::Delegation,
-        Operation::Ballot => return OperationKind::Ballot,
-        Operation::Proposals => return OperationKind::Proposals,
+        Operation::Other(f) => return f.kind,
+        Operation::Unknown { .. } => return OperationKind::Unknown,
         Operation::Transaction(t) => t,
     };
     let own = signer == Some(&t.source) && t.destination == Contract::Implicit(t.source);

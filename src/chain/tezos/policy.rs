@@ -4,12 +4,36 @@
 //! ```yaml
 //! policy:
 //!   allow: [block, preattestation, attestation, generic]   # default: block, preattestation, attestation
-//!   operations: [transaction, reveal, delegation, stake, unstake, finalize_unstake]  # default: every kind palisade decodes
+//!   operations: [transaction, reveal, delegation, stake, unstake, finalize_unstake]  # default: see below
 //!   chainIds: [NetXdQprcVkpaWU]                             # default: any chain
 //!   provePossession: true                                   # serve GET /bls_prove_possession (tz4), default false
 //! ```
-//! Generic operations (magic byte 0x03) are always decoded as far as their operation tags;
-//! anything that cannot be decoded is refused (fail closed).
+//! Generic operations (magic byte 0x03) are always decoded completely
+//! ([`super::operations::decode_operations`]); anything that cannot be decoded is refused
+//! (fail closed), and every operation of a batch must be allowed.
+//!
+//! `operations` names octez's operation kinds ([`OperationKind::as_str`]): `transaction`,
+//! `reveal`, `delegation`, `origination`, `ballot`, `proposals`, the staking kinds `stake`,
+//! `unstake`, `finalize_unstake`, `set_delegate_parameters`, and `register_global_constant`,
+//! `set_deposits_limit`, `increase_paid_storage`, `update_consensus_key`,
+//! `update_companion_key`, `transfer_ticket`, `smart_rollup_originate`,
+//! `smart_rollup_add_messages`, `smart_rollup_cement`, `smart_rollup_publish`,
+//! `smart_rollup_refute`, `smart_rollup_timeout`, `smart_rollup_execute_outbox_message`,
+//! `smart_rollup_recover_bond`, `dal_publish_commitment`, `drain_delegate`, `failing_noop`,
+//! `seed_nonce_revelation`, `vdf_revelation`, `activate_account`,
+//! `double_consensus_operation_evidence`, `double_baking_evidence`, `dal_entrapment_evidence`,
+//! and `unknown`. Without `operations`, the default is the first ten
+//! ([`OperationKind::DEFAULT`], what palisade decoded before it decoded every operation), so
+//! that an upgrade never widens what an existing config allows: every other kind must be
+//! named.
+//!
+//! `unknown` allows an operation tag palisade does not decode (a future protocol's), with
+//! everything after it: the decoder cannot tell where an unknown operation ends, so the rest
+//! of the contents is taken as that one unknown operation, unchecked. The operations before
+//! it are still decoded and checked. Consensus operations inside a generic request and
+//! zk-rollup operations are refused even then. Without `unknown` (the default), an unknown
+//! tag is refused. Consensus signing (block, preattestation, attestation) never goes through
+//! this decoder and is not affected by either.
 //!
 //! `stake`, `unstake`, `finalize_unstake` and `set_delegate_parameters` in `operations` allow
 //! the staking pseudo-operations of the key's *own* account only: a transaction by the key's
@@ -21,7 +45,10 @@
 use serde::Deserialize;
 
 use super::base58;
-use super::operations::{Entrypoint, Operation, OperationKind, decode_operations};
+use super::operations::{
+    Entrypoint, Operation, OperationError, OperationKind, decode_operations,
+    decode_operations_allowing_unknown,
+};
 use super::payload::{Payload, RequestKind};
 
 /// The `policy:` block as written in a key config (camelCase).
@@ -30,7 +57,8 @@ use super::payload::{Payload, RequestKind};
 pub struct PolicyConfig {
     /// Request kinds: block, preattestation, attestation, generic, michelson_data.
     pub allow: Option<Vec<String>>,
-    /// Operation kinds allowed inside generic operations.
+    /// Operation kinds allowed inside generic operations (default: [`OperationKind::DEFAULT`]);
+    /// `unknown` allows operation tags palisade does not decode, and everything after them.
     pub operations: Option<Vec<String>>,
     /// Chain ids (`Net…`) consensus messages may name.
     pub chain_ids: Option<Vec<String>>,
@@ -43,14 +71,15 @@ pub struct PolicyConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     kinds: Vec<RequestKind>,
-    operations: Option<Vec<OperationKind>>,
+    operations: Vec<OperationKind>,
     chain_ids: Option<Vec<[u8; 4]>>,
     prove_possession: bool,
 }
 
 impl Default for Policy {
-    /// Block, preattestation and attestation on any chain; no generic operations, no
-    /// Michelson data, no proof of possession.
+    /// Block, preattestation and attestation on any chain; no generic operations (and, once
+    /// `generic` is allowed, the [`OperationKind::DEFAULT`] kinds inside them), no Michelson
+    /// data, no proof of possession.
     fn default() -> Self {
         Policy {
             kinds: vec![
@@ -58,7 +87,7 @@ impl Default for Policy {
                 RequestKind::Preattestation,
                 RequestKind::Attestation,
             ],
-            operations: None,
+            operations: OperationKind::DEFAULT.to_vec(),
             chain_ids: None,
             prove_possession: false,
         }
@@ -71,8 +100,12 @@ pub enum PolicyError {
     /// The request kind is not in the key's `allow` list.
     #[error("policy of this key does not allow {0} requests")]
     Kind(&'static str),
-    /// A generic operation contains an operation kind not in `operations`.
-    #[error("policy of this key does not allow {0} operations")]
+    /// A generic operation contains an operation kind not in `operations` (or, without
+    /// `operations`, not one of [`OperationKind::DEFAULT`]).
+    #[error(
+        "policy of this key does not allow {0} operations (name `{0}` in policy.operations to \
+         allow them)"
+    )]
     Operation(&'static str),
     /// A transaction at a staking entrypoint (named here) that is not a staking
     /// pseudo-operation of this key, and `transaction` is not in `operations`.
@@ -108,14 +141,13 @@ impl Policy {
                 .collect::<Result<_, _>>()?;
         }
         if let Some(ops) = &config.operations {
-            policy.operations = Some(
-                ops.iter()
-                    .map(|o| {
-                        o.parse::<OperationKind>()
-                            .map_err(|_| format!("policy.operations: unknown operation kind `{o}`"))
-                    })
-                    .collect::<Result<_, _>>()?,
-            );
+            policy.operations = ops
+                .iter()
+                .map(|o| {
+                    o.parse::<OperationKind>()
+                        .map_err(|e| format!("policy.operations: `{o}`: {e}"))
+                })
+                .collect::<Result<_, _>>()?;
         }
         if let Some(chains) = &config.chain_ids {
             policy.chain_ids = Some(
@@ -155,22 +187,31 @@ impl Policy {
             return Err(PolicyError::Chain(base58::encode_chain_id(chain)));
         }
         if let Payload::Generic { contents, .. } = payload {
-            let operations =
-                decode_operations(contents).map_err(|e| PolicyError::Undecodable(e.to_string()))?;
-            if let Some(allowed) = &self.operations {
-                for op in &operations {
-                    let kind = op.kind(Some(signer));
-                    if allowed.contains(&kind) {
-                        continue;
-                    }
-                    if let Operation::Transaction(t) = op
-                        && kind == OperationKind::Transaction
-                        && let Some(name) = staking_entrypoint_name(&t.entrypoint)
-                    {
-                        return Err(PolicyError::NotStaking(name));
-                    }
-                    return Err(PolicyError::Operation(kind.as_str()));
+            let allowed = &self.operations;
+            let decoded = if allowed.contains(&OperationKind::Unknown) {
+                decode_operations_allowing_unknown(contents)
+            } else {
+                decode_operations(contents)
+            };
+            let operations = decoded.map_err(|e| match e {
+                OperationError::UnknownTag { .. } => PolicyError::Undecodable(format!(
+                    "{e} (this key's policy.operations does not name `unknown`, which would \
+                     allow it and everything after it)"
+                )),
+                e => PolicyError::Undecodable(e.to_string()),
+            })?;
+            for op in &operations {
+                let kind = op.kind(Some(signer));
+                if allowed.contains(&kind) {
+                    continue;
                 }
+                if let Operation::Transaction(t) = op
+                    && kind == OperationKind::Transaction
+                    && let Some(name) = staking_entrypoint_name(&t.entrypoint)
+                {
+                    return Err(PolicyError::NotStaking(name));
+                }
+                return Err(PolicyError::Operation(kind.as_str()));
             }
         }
         Ok(())
@@ -376,6 +417,193 @@ mod tests {
         assert_eq!(
             with_tx.check(&parse(&call(KEY, None, 100, 6)).unwrap(), &KEY),
             Ok(())
+        );
+    }
+
+    fn hex_bytes(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// `(kind, generic request)` for every kind decoded since palisade decodes every
+    /// operation: Taquito-forged where Taquito supports the kind
+    /// (`tests/vectors/tezos-operations/taquito_forged.json`), hand-built from the octez
+    /// layouts (`src/proto_025_PsUshuai/lib_protocol/operation_repr.ml`) otherwise.
+    fn new_kind_requests() -> Vec<(OperationKind, Vec<u8>)> {
+        let v: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../tests/vectors/tezos-operations/taquito_forged.json"
+        ))
+        .unwrap();
+        let mut out = Vec::new();
+        for f in v["forged"].as_array().unwrap() {
+            let kind: OperationKind = f["kind"].as_str().unwrap().parse().unwrap();
+            if OperationKind::DEFAULT.contains(&kind) {
+                continue;
+            }
+            let mut b = vec![0x03];
+            b.extend(hex_bytes(f["forged_hex"].as_str().unwrap()));
+            out.push((kind, b));
+        }
+        let generic = |contents: &[&[u8]]| {
+            let mut b = vec![0x03];
+            b.extend_from_slice(&[0; 32]);
+            for c in contents {
+                b.extend_from_slice(c);
+            }
+            b
+        };
+        let manager = |tag: u8| {
+            let mut m = vec![tag];
+            m.extend_from_slice(&KEY);
+            m.extend_from_slice(&[1, 1, 1, 1]);
+            m
+        };
+        let pkh: &[u8] = &KEY;
+        let len = |n: u32| n.to_be_bytes();
+        use OperationKind as K;
+        out.extend([
+            (K::SmartRollupCement, generic(&[&manager(202), &[0xbb; 20]])),
+            (
+                K::SmartRollupPublish,
+                generic(&[
+                    &manager(203),
+                    &[0xbb; 20],
+                    &[0xee; 32],
+                    &len(5),
+                    &[0xcc; 32],
+                    &[0; 8],
+                ]),
+            ),
+            (
+                K::SmartRollupRefute,
+                generic(&[&manager(204), &[0xbb; 20], pkh, &[0], &[1; 32], &[2; 32]]),
+            ),
+            (
+                K::SmartRollupTimeout,
+                generic(&[&manager(205), &[0xbb; 20], pkh, pkh]),
+            ),
+            (
+                K::SmartRollupRecoverBond,
+                generic(&[&manager(207), &[0xbb; 20], pkh]),
+            ),
+            (K::VdfRevelation, generic(&[&[8], &[1; 200]])),
+            (
+                K::DoubleConsensusOperationEvidence,
+                generic(&[&[2, 0, 1], &len(3), &[1, 2, 3], &len(1), &[4]]),
+            ),
+            (
+                K::DoubleBakingEvidence,
+                generic(&[&[3], &len(2), &[1, 2], &len(0)]),
+            ),
+            (
+                K::DalEntrapmentEvidence,
+                generic(&[
+                    &[24],
+                    &len(1),
+                    &[9],
+                    &[0, 1, 2, 0x00],
+                    &len(0),
+                    &len(32),
+                    &[7; 32],
+                    &[8; 48],
+                ]),
+            ),
+        ]);
+        out
+    }
+
+    #[test]
+    fn every_new_kind_needs_its_name() {
+        let requests = new_kind_requests();
+        let named: Vec<OperationKind> = requests.iter().map(|(k, _)| *k).collect();
+        for k in OperationKind::ALL {
+            if !OperationKind::DEFAULT.contains(&k) && k != OperationKind::Unknown {
+                assert!(named.contains(&k), "no request for {k}");
+            }
+        }
+        let default = config("allow: [generic]").unwrap();
+        for (kind, bytes) in &requests {
+            let payload = parse(bytes).unwrap();
+            // Refused by default: upgrading palisade does not widen an existing config.
+            assert_eq!(
+                default.check(&payload, &KEY),
+                Err(PolicyError::Operation(kind.as_str())),
+                "{kind} by default"
+            );
+            let only = config(&format!("allow: [generic]\noperations: [{kind}]")).unwrap();
+            assert_eq!(only.check(&payload, &KEY), Ok(()), "{kind} named");
+            let others: Vec<&str> = OperationKind::ALL
+                .iter()
+                .filter(|k| *k != kind)
+                .map(|k| k.as_str())
+                .collect();
+            let all_but = config(&format!(
+                "allow: [generic]\noperations: [{}]",
+                others.join(", ")
+            ))
+            .unwrap();
+            let err = all_but.check(&payload, &KEY).unwrap_err();
+            assert_eq!(
+                err,
+                PolicyError::Operation(kind.as_str()),
+                "{kind} not named"
+            );
+            assert!(err.to_string().contains(&format!("`{kind}`")), "{err}");
+        }
+        // The default list is still what palisade allowed before.
+        assert_eq!(
+            config("allow: [generic]").unwrap().operations,
+            OperationKind::DEFAULT.to_vec()
+        );
+        assert_eq!(default.check(&parse(&delegation()).unwrap(), &KEY), Ok(()));
+    }
+
+    #[test]
+    fn unknown_tags_need_the_unknown_name() {
+        let mut unknown = delegation();
+        unknown.extend_from_slice(&[0x60, 1, 2, 3]);
+        let payload = parse(&unknown).unwrap();
+        let default = config("allow: [generic]").unwrap();
+        let err = default.check(&payload, &KEY).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::Undecodable(m) if m.contains("0x60") && m.contains("`unknown`")),
+            "{err}"
+        );
+        let opt_in =
+            config("allow: [generic, attestation]\noperations: [delegation, unknown]").unwrap();
+        assert_eq!(opt_in.check(&payload, &KEY), Ok(()));
+        // The operations before the unknown one still need their own names.
+        let unknown_only = config("allow: [generic]\noperations: [unknown]").unwrap();
+        assert_eq!(
+            unknown_only.check(&payload, &KEY),
+            Err(PolicyError::Operation("delegation"))
+        );
+        assert_eq!(
+            unknown_only.check(
+                &parse(&[&[0x03][..], &[0; 32], &[0x60]].concat()).unwrap(),
+                &KEY
+            ),
+            Ok(())
+        );
+        // A consensus operation inside a generic request is refused even so.
+        let mut consensus = vec![0x03];
+        consensus.extend_from_slice(&[0; 32]);
+        consensus.extend_from_slice(&[21, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
+        consensus.extend_from_slice(&[0; 32]);
+        assert!(matches!(
+            opt_in.check(&parse(&consensus).unwrap(), &KEY),
+            Err(PolicyError::Undecodable(m)) if m.contains("consensus")
+        ));
+        // Consensus signing does not go through the operation decoder.
+        assert_eq!(
+            opt_in.check(&parse(&attestation(MAINNET)).unwrap(), &KEY),
+            Ok(())
+        );
+        assert_eq!(
+            default.check(&parse(&attestation(MAINNET)).unwrap(), &KEY),
+            Err(PolicyError::Kind("attestation"))
         );
     }
 }

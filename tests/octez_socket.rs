@@ -603,3 +603,44 @@ fn the_unix_socket_path_is_checked_and_its_group_applied() {
     }
     assert!(!path.exists(), "the socket file is removed at shutdown");
 }
+
+/// A key in a PKCS#11 HSM signs over the socket like any other, and answers that it cannot
+/// compute deterministic nonces (octez's HMAC needs the raw key, which never leaves the
+/// token): `Supports_deterministic_nonces` is false and a nonce request is refused.
+#[test]
+fn hsm_keys_sign_over_the_socket_and_refuse_deterministic_nonces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hsm = common::softhsm::SoftHsm::new("palisade-socket");
+    let keys = tmp.path().join("keys");
+    let created = hsm.generate("p256", "baker-p256");
+    hsm.write_key_config(
+        &keys,
+        "p256",
+        "baker-p256",
+        "{ allow: [block, preattestation, attestation, generic] }",
+    );
+    let pkh = created["pkh"].as_str().unwrap().to_string();
+    let server = Server::start_with_env(
+        &tmp.path().join("data"),
+        &[
+            "--key-config-path",
+            keys.to_str().unwrap(),
+            "--tezos-tcp-listen-port",
+            "0",
+        ],
+        &[hsm.env()],
+    );
+    let mut c = Conn::open("tcp", &server.tezos_socket("tcp"));
+    let bin = pkh21(&pkh);
+    assert_eq!(c.call(&octez::supports_nonces(&bin)).ok(), vec![0x00]);
+    for hash in [false, true] {
+        let msg = c
+            .call(&octez::nonce(hash, &bin, &[0, 0, 0, 9], None))
+            .error();
+        assert!(msg.contains("cannot compute deterministic nonces"), "{msg}");
+    }
+    let data = hex::decode(tezos_attestation([0x7a, 0x06, 0xa7, 0x03], 7, 0, 1)).unwrap();
+    let sig = c.call(&octez::sign(&bin, 3, &data, None)).ok();
+    let pk = PublicKey::from_b58(created["public_key"].as_str().unwrap()).unwrap();
+    assert!(pk.verify(&data, &Signature::from_raw(pk.curve(), &sig).unwrap(), 0));
+}

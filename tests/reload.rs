@@ -75,6 +75,27 @@ fn reload_adds_and_removes_keys_while_others_sign() {
     // key 1 added, key 0 removed on disk.
     write_raw_key(&keys, "k1", &test_secret(1));
     std::fs::remove_file(keys.join("k0.yaml")).unwrap();
+    // And a vault key whose server accepts connections but never answers, so that the reload
+    // lasts at least its timeout whatever the machine's speed (the keystores alone are not
+    // decrypted again, their bytes being unchanged, and a fast reload could end before the
+    // second POST below).
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hanging_addr = hanging.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in hanging.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    std::fs::write(dir.path().join("vault-token"), "s.test-token\n").unwrap();
+    std::fs::write(
+        keys.join("slow.yaml"),
+        format!(
+            "type: vault-transit\naddress: http://{hanging_addr}\ntokenFile: {}\nkeyName: slow\ntimeoutMs: 1500\n",
+            dir.path().join("vault-token").display()
+        ),
+    )
+    .unwrap();
 
     // A keystore key signs throughout the reload.
     let stop = Arc::new(AtomicBool::new(false));
@@ -114,6 +135,7 @@ fn reload_adds_and_removes_keys_while_others_sign() {
         "a second reload while one runs"
     );
     let status = wait_reload(&server);
+    std::fs::remove_file(keys.join("slow.yaml")).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::SeqCst);
     let statuses = signer.join().unwrap();

@@ -508,6 +508,27 @@ fn latency_of_each_transport_at_concurrency_1() {
     }
 }
 
+/// Runs `palisade serve` with a Unix socket at `socket` until it exits (the start is
+/// expected to fail); returns its output.
+fn serve_until_exit(data: &Path, keys: &Path, socket: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args([
+            "serve",
+            "--http-listen-port",
+            "0",
+            "--tezos-http-listen-port",
+            "0",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--key-config-path")
+        .arg(keys)
+        .arg("--tezos-unix-socket")
+        .arg(socket)
+        .output()
+        .unwrap()
+}
+
 /// The Unix socket's path is checked before anything is served: a regular file there is never
 /// replaced (the start fails naming it), a stale socket is, and `--tezos-unix-socket-group`
 /// gives the group read and write access (mode 0660).
@@ -520,22 +541,7 @@ fn the_unix_socket_path_is_checked_and_its_group_applied() {
     write_keys(&keys, &v);
     let path = tmp.path().join("palisade.sock");
     std::fs::write(&path, "keep").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args([
-            "serve",
-            "--http-listen-port",
-            "0",
-            "--tezos-http-listen-port",
-            "0",
-        ])
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .arg("--key-config-path")
-        .arg(&keys)
-        .arg("--tezos-unix-socket")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = serve_until_exit(&tmp.path().join("data"), &keys, &path);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is not a socket"), "{stderr}");
@@ -568,22 +574,7 @@ fn the_unix_socket_path_is_checked_and_its_group_applied() {
         .call(&octez::authorized_keys())
         .ok();
     // A second instance on the same path refuses to take it over.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args([
-            "serve",
-            "--http-listen-port",
-            "0",
-            "--tezos-http-listen-port",
-            "0",
-        ])
-        .arg("--data-dir")
-        .arg(tmp.path().join("data2"))
-        .arg("--key-config-path")
-        .arg(&keys)
-        .arg("--tezos-unix-socket")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = serve_until_exit(&tmp.path().join("data2"), &keys, &path);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("another process is serving"),

@@ -6,7 +6,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{Backend, Server, client, fresh_db, tezos_attestation as attestation, vector};
+use common::{
+    Backend, Server, client, fresh_db, tezos_attestation as attestation, tezos_block as block,
+    vector,
+};
 use palisade::chain::tezos::authentication_message;
 use palisade::chain::tezos::payload::ConsensusKind;
 use palisade::crypto::tezos::{PublicKey, SecretKey, Signature};
@@ -25,43 +28,6 @@ fn write_tezos_key(dir: &Path, name: &str, secret_key: &str, policy: Option<&str
         }
     }
     std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
-}
-
-/// A Tenderbake block header (magic 0x11) at `level`/`round`.
-fn block(chain: [u8; 4], level: u32, round: u32, fill: u8) -> String {
-    let mut b = vec![0x11];
-    b.extend_from_slice(&chain);
-    b.extend_from_slice(&level.to_be_bytes());
-    b.push(1); // proto
-    b.extend_from_slice(&[fill; 32]); // predecessor
-    b.extend_from_slice(&1_700_000_000u64.to_be_bytes());
-    b.push(4); // validation passes
-    b.extend_from_slice(&[fill; 32]); // operations hash
-    let mut fitness = Vec::new();
-    for item in [
-        vec![2u8],
-        level.to_be_bytes().to_vec(),
-        vec![],
-        (-1i32).to_be_bytes().to_vec(),
-        round.to_be_bytes().to_vec(),
-    ] {
-        fitness.extend_from_slice(&(item.len() as u32).to_be_bytes());
-        fitness.extend_from_slice(&item);
-    }
-    b.extend_from_slice(&(fitness.len() as u32).to_be_bytes());
-    b.extend_from_slice(&fitness);
-    b.extend_from_slice(&[fill; 32]); // context
-    b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // protocol data
-    hex::encode(b)
-}
-
-/// The 21-byte binary form of a `tz…` public key hash.
-fn public_key_hash_bytes(pkh: &str) -> [u8; 21] {
-    let (curve, hash) = palisade::crypto::tezos::decode_pkh(pkh).unwrap();
-    let mut out = [0u8; 21];
-    out[0] = curve.pkh_tag();
-    out[1..].copy_from_slice(&hash);
-    out
 }
 
 /// A generic operation (magic 0x03): one transaction of 1 mutez from `source` to itself.
@@ -160,7 +126,7 @@ fn vectors_sign_over_http() {
         // The file's payload (0x03 0x1234) is not a decodable operation, which palisade
         // refuses; a well-formed transfer is signed instead and compared with the in-process
         // signature of the same key (checked byte-exact against the file in crypto::tezos).
-        let bytes = generic_transfer(public_key_hash_bytes(pkh));
+        let bytes = generic_transfer(palisade::crypto::tezos::decode_pkh_bytes(pkh).unwrap());
         let (status, body) = server.tezos_sign(pkh, &bytes, "");
         assert_eq!(status, 200, "{name}: {body}");
         let sig = signature_b58(&body);

@@ -16,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Server, repo_dir, tezos_attestation as attestation, vector};
+use common::{Server, repo_dir, tezos_attestation as attestation, tezos_block, vector};
 use palisade::chain::tezos::operations::OperationKind;
 use serde_json::Value;
 
@@ -31,34 +31,6 @@ fn write_tezos_key(dir: &Path, name: &str, secret_key: &str, policy: &str) {
         yaml.push_str(&format!("  {line}\n"));
     }
     std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
-}
-
-/// A Tenderbake block header (magic 0x11) at `level`, round 0.
-fn block(chain: [u8; 4], level: u32, fill: u8) -> String {
-    let mut b = vec![0x11];
-    b.extend_from_slice(&chain);
-    b.extend_from_slice(&level.to_be_bytes());
-    b.push(1); // proto
-    b.extend_from_slice(&[fill; 32]); // predecessor
-    b.extend_from_slice(&1_700_000_000u64.to_be_bytes());
-    b.push(4); // validation passes
-    b.extend_from_slice(&[fill; 32]); // operations hash
-    let mut fitness = Vec::new();
-    for item in [
-        vec![2u8],
-        level.to_be_bytes().to_vec(),
-        vec![],
-        (-1i32).to_be_bytes().to_vec(),
-        0u32.to_be_bytes().to_vec(),
-    ] {
-        fitness.extend_from_slice(&(item.len() as u32).to_be_bytes());
-        fitness.extend_from_slice(&item);
-    }
-    b.extend_from_slice(&(fitness.len() as u32).to_be_bytes());
-    b.extend_from_slice(&fitness);
-    b.extend_from_slice(&[fill; 32]); // context
-    b.extend_from_slice(&[0; 8]); // protocol data
-    hex::encode(b)
 }
 
 /// Runs `node tests/clients/tezos_forge.mjs` (Taquito must be installed: `npm ci` in
@@ -352,7 +324,7 @@ fn every_operation_kind_is_signed_only_when_named() {
             assert!(msg.contains("0x60") && msg.contains("`unknown`"), "{msg}");
         }
         // Consensus signing right after it is unaffected.
-        let (status, body) = server.tezos_sign(pkh, &block(MAINNET, 10, 1), "");
+        let (status, body) = server.tezos_sign(pkh, &tezos_block(MAINNET, 10, 0, 1), "");
         assert_eq!(status, 200, "block after the unknown tag for {pkh}: {body}");
         let (status, body) = server.tezos_sign(pkh, &attestation(MAINNET, 10, 0, 1), "");
         assert_eq!(

@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::chain::tezos::authentication_message;
 use crate::chain::tezos::base58::{self, Prefix};
 use crate::chain::tezos::payload::{self, Payload, magic_byte_name};
-use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256, decode_pkh};
+use crate::crypto::tezos::{Curve, PublicKey, Signature, blake2b_256, decode_pkh_bytes};
 use crate::keys::dispatch::{self, DispatchError};
 use crate::keys::tezos::TezosKey;
 use crate::keys::{BackendError, Keys};
@@ -181,13 +181,10 @@ pub fn authenticate(
     authentication: Option<AuthenticationInput<'_>>,
 ) -> Result<(), TezosSignError> {
     let auth = authentication.ok_or(TezosSignError::MissingAuthentication)?;
-    let Ok((curve, hash)) = decode_pkh(pkh) else {
+    let Ok(pkh_bytes) = decode_pkh_bytes(pkh) else {
         return Err(TezosSignError::BadAuthentication);
     };
     let auth = Authentication::from_input(auth).ok_or(TezosSignError::BadAuthentication)?;
-    let mut pkh_bytes = [0u8; 21];
-    pkh_bytes[0] = curve.pkh_tag();
-    pkh_bytes[1..].copy_from_slice(&hash);
     let message = authentication_message(&pkh_bytes, data);
     if authorized.iter().any(|pk| auth.is_by(pk, &message)) {
         Ok(())

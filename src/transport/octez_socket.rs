@@ -33,7 +33,7 @@ use crate::api::tezos::{TezosError, TezosState};
 use crate::chain::tezos::signer_messages::{
     self, Answer, Authenticated, PkhBytes, Request, decode_request,
 };
-use crate::crypto::tezos::{Curve, PublicKey, decode_pkh, encode_pkh};
+use crate::crypto::tezos::{Curve, PublicKey, decode_pkh_bytes, encode_pkh};
 use crate::metrics::METRICS;
 use crate::service::tezos::{AuthenticationInput, TezosSignError, TezosSignRequest};
 
@@ -250,25 +250,14 @@ fn pkh_b58(pkh: &PkhBytes) -> Option<String> {
     Some(encode_pkh(curve, &hash))
 }
 
-/// The binary form of a base58 pkh.
-fn pkh_bytes(b58: &str) -> Option<PkhBytes> {
-    let (curve, hash) = decode_pkh(b58).ok()?;
-    let mut out = [0u8; 21];
-    out[0] = curve.pkh_tag();
-    out[1..].copy_from_slice(&hash);
-    Some(out)
-}
-
 fn refusal(e: TezosSignError) -> (u16, Answer) {
     let e = TezosError::from(e);
     (e.status_u16(), Answer::Error(e.message().to_string()))
 }
 
-fn unknown(pkh: &PkhBytes) -> TezosSignError {
-    TezosSignError::UnknownKey(match pkh[0] {
-        4 => "a tz5 (ML-DSA-44) key: palisade serves tz1 to tz4".into(),
-        _ => hex::encode(pkh),
-    })
+/// The refusal of a pkh [`pkh_b58`] cannot name: a tz5 one.
+fn not_served() -> TezosSignError {
+    TezosSignError::UnknownKey("a tz5 (ML-DSA-44) key: palisade serves tz1 to tz4".into())
 }
 
 /// Answers one request payload. Sign requests are counted in the request metrics as the HTTP
@@ -284,7 +273,8 @@ pub async fn handle(state: &TezosState, payload: &[u8], caller: Option<String>) 
         }
     };
     let service = state.service();
-    let with_pkh = |pkh: &PkhBytes| pkh_b58(pkh).ok_or_else(|| unknown(pkh));
+    let nonce_hash = matches!(request, Request::DeterministicNonceHash(_));
+    let with_pkh = |pkh: &PkhBytes| pkh_b58(pkh).ok_or_else(not_served);
     match request {
         Request::Sign(Authenticated {
             pkh,
@@ -328,10 +318,6 @@ pub async fn handle(state: &TezosState, payload: &[u8], caller: Option<String>) 
                 .map(|a| a.keys().iter().map(PublicKey::pkh_bytes).collect()),
         ),
         Request::DeterministicNonce(a) | Request::DeterministicNonceHash(a) => {
-            let hash = matches!(
-                payload.first(),
-                Some(&signer_messages::TAG_DETERMINISTIC_NONCE_HASH)
-            );
             let outcome = match with_pkh(&a.pkh) {
                 Err(e) => Err(e),
                 Ok(b58) => {
@@ -340,7 +326,7 @@ pub async fn handle(state: &TezosState, payload: &[u8], caller: Option<String>) 
                             &b58,
                             a.data,
                             a.authentication.as_deref().map(AuthenticationInput::Raw),
-                            hash,
+                            nonce_hash,
                         )
                         .await
                 }
@@ -368,7 +354,7 @@ pub async fn handle(state: &TezosState, payload: &[u8], caller: Option<String>) 
                     .current()
                     .tezos_pkhs()
                     .iter()
-                    .filter_map(|p| pkh_bytes(p))
+                    .filter_map(|p| decode_pkh_bytes(p).ok())
                     .collect(),
             )
         }

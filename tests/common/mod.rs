@@ -591,6 +591,34 @@ pub fn taquito(mode: &str, arg: &Value) -> Value {
     })
 }
 
+/// A Tenderbake block header (magic 0x11) at `level`/`round`.
+pub fn tezos_block(chain: [u8; 4], level: u32, round: u32, fill: u8) -> String {
+    let mut b = vec![0x11];
+    b.extend_from_slice(&chain);
+    b.extend_from_slice(&level.to_be_bytes());
+    b.push(1); // proto
+    b.extend_from_slice(&[fill; 32]); // predecessor
+    b.extend_from_slice(&1_700_000_000u64.to_be_bytes());
+    b.push(4); // validation passes
+    b.extend_from_slice(&[fill; 32]); // operations hash
+    let mut fitness = Vec::new();
+    for item in [
+        vec![2u8],
+        level.to_be_bytes().to_vec(),
+        vec![],
+        (-1i32).to_be_bytes().to_vec(),
+        round.to_be_bytes().to_vec(),
+    ] {
+        fitness.extend_from_slice(&(item.len() as u32).to_be_bytes());
+        fitness.extend_from_slice(&item);
+    }
+    b.extend_from_slice(&(fitness.len() as u32).to_be_bytes());
+    b.extend_from_slice(&fitness);
+    b.extend_from_slice(&[fill; 32]); // context
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // protocol data
+    hex::encode(b)
+}
+
 /// An attestation (magic 0x13, tag 21) at `level`/`round` on `chain`; `fill` varies the bytes.
 pub fn tezos_attestation(chain: [u8; 4], level: u32, round: u32, fill: u8) -> String {
     let mut b = vec![0x13];

@@ -116,11 +116,7 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
 
 /// The 21-byte binary pkh (tag 0 tz1, 1 tz2, 2 tz3, 3 tz4 + 20-byte hash) of a `tz…`.
 pub fn pkh21(b58: &str) -> [u8; 21] {
-    let (curve, hash) = palisade::crypto::tezos::decode_pkh(b58).unwrap();
-    let mut out = [0u8; 21];
-    out[0] = curve.pkh_tag();
-    out[1..].copy_from_slice(&hash);
-    out
+    palisade::crypto::tezos::decode_pkh_bytes(b58).unwrap()
 }
 
 fn bytes_field(out: &mut Vec<u8>, b: &[u8]) {

@@ -33,6 +33,20 @@ pub fn decode_pkh(s: &str) -> Result<(Curve, [u8; 20]), KeyError> {
     Ok((curve, hash))
 }
 
+/// Decode a `tz1…`–`tz4…` address into its 21-byte binary form: the tag of
+/// [`Curve::pkh_tag`] (0 tz1, 1 tz2, 2 tz3, 3 tz4) then the 20-byte hash, as octez's
+/// `Signature.Public_key_hash` binary encoding writes it.
+///
+/// # Errors
+/// As [`decode_pkh`].
+pub fn decode_pkh_bytes(s: &str) -> Result<[u8; 21], KeyError> {
+    let (curve, hash) = decode_pkh(s)?;
+    let mut out = [0u8; 21];
+    out[0] = curve.pkh_tag();
+    out[1..].copy_from_slice(&hash);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

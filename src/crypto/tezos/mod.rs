@@ -34,7 +34,7 @@ mod test_vectors;
 pub use curve::Curve;
 pub use encrypted::{ENCRYPTION_PBKDF2_ROUNDS, ENCRYPTION_SALT_LEN};
 pub use error::{KeyError, SigningError};
-pub use hash::{blake2b_160, blake2b_256, decode_pkh, encode_pkh};
+pub use hash::{blake2b_160, blake2b_256, decode_pkh, decode_pkh_bytes, encode_pkh};
 pub use public_key::PublicKey;
 pub use secret_key::SecretKey;
 pub use signature::{Signature, is_low_s};

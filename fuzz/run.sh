@@ -26,7 +26,7 @@ export RUSTC_BOOTSTRAP=1
 # As `cargo fuzz run` sets it: SQLite is linked in twice (sqlx), a harmless ODR report.
 export ASAN_OPTIONS="detect_odr_violation=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 
-all_targets="tezos_payload tezos_operations eth2_plan interchange keystore base58check octez_secret_keys key_config remote_key_config octez_signer_messages"
+all_targets="tezos_payload tezos_operations eth2_plan interchange keystore base58check octez_secret_keys key_config remote_key_config octez_signer_messages tezos_secret_key"
 targets="${FUZZ_TARGETS:-$all_targets}"
 parallel="${FUZZ_PARALLEL:-1}"
 

@@ -567,7 +567,7 @@ fn refused_parameters_write_nothing() {
             "{extra:?}: output written despite the refusal"
         );
     }
-    // Tezos: bad K/M, unknown curve.
+    // Tezos: bad K/M, unknown curve, tz5 (which cannot be a baker key).
     for (extra, expect) in [
         (
             ["--curve", "ed25519", "--threshold", "4", "--shares", "3"],
@@ -576,6 +576,10 @@ fn refused_parameters_write_nothing() {
         (
             ["--curve", "rsa", "--threshold", "2", "--shares", "3"],
             "expected ed25519",
+        ),
+        (
+            ["--curve", "mldsa44", "--threshold", "2", "--shares", "3"],
+            "cannot be a baker",
         ),
     ] {
         let out = d.join("tz");

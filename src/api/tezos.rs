@@ -46,13 +46,14 @@ pub use crate::service::tezos::{AuthorizedKeys, DEFAULT_SIGNATURE_VERSION};
 /// Largest request body: 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Longest raw query string accepted (bytes, before percent-decoding): 1 KiB; longer is 414.
-/// The longest legitimate one, `authentication=<BLsig…>&version=N`, is under 160 bytes.
-pub const MAX_QUERY_BYTES: usize = 1024;
+/// Longest raw query string accepted (bytes, before percent-decoding): 4 KiB; longer is 414.
+/// The longest legitimate one, `authentication=<mdsig…>&version=N`, is 3,342 bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
 
-/// Longest `authentication` value accepted: 200 characters. Base58 Tezos signatures are 96
-/// (`sig…`), 98–99 (`edsig…`, `spsig1…`, `p2sig…`) or 142 (`BLsig…`) characters.
-pub const MAX_AUTHENTICATION_CHARS: usize = 200;
+/// Longest `authentication` value accepted: 3,400 characters. Base58 Tezos signatures are 96
+/// (`sig…`), 98–99 (`edsig…`, `spsig1…`, `p2sig…`), 142 (`BLsig…`) or 3,316 (`mdsig…`, tz5
+/// authorized keys) characters.
+pub const MAX_AUTHENTICATION_CHARS: usize = 3400;
 
 /// Longest `version` value accepted: 3 characters (a `u8`).
 pub const MAX_VERSION_CHARS: usize = 3;
@@ -60,7 +61,7 @@ pub const MAX_VERSION_CHARS: usize = 3;
 /// Longest `bls_pk` value accepted: 100 characters (a `BLpk…` is 76).
 pub const MAX_BLS_PK_CHARS: usize = 100;
 
-/// Longest `{pkh}` path segment accepted: 40 characters (every `tz1…`–`tz4…` is 36).
+/// Longest `{pkh}` path segment accepted: 40 characters (every `tz1…`–`tz5…` is 36).
 pub const MAX_PKH_CHARS: usize = 40;
 
 /// What the Tezos handlers share.
@@ -484,7 +485,8 @@ mod tests {
     fn authentication_is_checked_without_the_key_and_in_every_form() {
         let client = SecretKey::generate(Curve::Ed25519);
         let bls = SecretKey::generate(Curve::Bls);
-        let authorized = vec![bls.public_key(), client.public_key()];
+        let tz5 = SecretKey::generate(Curve::Mldsa44);
+        let authorized = vec![bls.public_key(), client.public_key(), tz5.public_key()];
         let signer = SecretKey::generate(Curve::Secp256k1).public_key();
         let pkh = signer.pkh_b58();
         let data = [0x13, 1, 2, 3];
@@ -496,6 +498,13 @@ mod tests {
         assert_eq!(status(check(&pkh, Some(&typed.to_b58()))), None);
         assert_eq!(status(check(&pkh, Some(&generic))), None);
         assert_eq!(status(check(&pkh, Some(&by_bls))), None);
+        let by_tz5 = tz5.sign(&message, 3).unwrap().to_b58();
+        assert_eq!(status(check(&pkh, Some(&by_tz5))), None);
+        // The same tz5 signature over other bytes is refused.
+        assert_eq!(
+            status(authenticate(&authorized, &pkh, &[0x13, 9], Some(&by_tz5))),
+            Some(403)
+        );
         assert_eq!(status(check(&pkh, None)), Some(401));
         // Over another pkh, a malformed pkh, or not a signature at all: all 403 alike.
         let other = SecretKey::generate(Curve::Ed25519).public_key().pkh_b58();
@@ -524,8 +533,8 @@ mod tests {
         assert!(pkh_segment(&pkh).is_ok());
         assert!(pkh_segment(&"t".repeat(MAX_PKH_CHARS + 1)).is_err());
         // The longest signature and public key fit their limits.
-        let sig = SecretKey::generate(Curve::Bls)
-            .sign(b"x", 2)
+        let sig = SecretKey::generate(Curve::Mldsa44)
+            .sign(b"x", 3)
             .unwrap()
             .to_b58();
         assert!(sig.len() <= MAX_AUTHENTICATION_CHARS, "{}", sig.len());

@@ -35,11 +35,18 @@ pub struct TezosParams {
 /// # Errors
 /// A message listing the curves.
 pub fn parse_curve(s: &str) -> Result<Curve, CeremonyError> {
-    Curve::from_name(s).ok_or_else(|| {
-        CeremonyError::new(format!(
+    match Curve::from_name(s) {
+        // A baker key ceremony: tz5 keys cannot be delegates or consensus keys (protocol 025,
+        // `Tz5_cannot_be_a_delegate`), and their 3872-byte secret is beyond the share format.
+        Some(Curve::Mldsa44) => Err(CeremonyError::new(
+            "--curve mldsa44: a tz5 key cannot be a baker or consensus key, so it has no \
+             ceremony here; generate it with octez-client and load it as a tezos-secret key",
+        )),
+        Some(curve) => Ok(curve),
+        None => Err(CeremonyError::new(format!(
             "--curve {s}: expected ed25519, secp256k1, p256 or bls"
-        ))
-    })
+        ))),
+    }
 }
 
 fn encrypted(secret: &SecretKey, password: &str) -> Result<String, CeremonyError> {

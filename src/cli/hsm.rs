@@ -330,6 +330,11 @@ fn parse_curve(s: &str) -> anyhow::Result<Curve> {
         Some(Curve::Bls) => {
             anyhow::bail!("BLS keys cannot be generated in a PKCS#11 HSM; use a keystore")
         }
+        Some(Curve::Mldsa44) => {
+            anyhow::bail!(
+                "ML-DSA-44 (tz5) keys cannot be generated in a PKCS#11 HSM; use a tezos-secret key"
+            )
+        }
         Some(curve) => Ok(curve),
         None => anyhow::bail!("--curve {s}: expected ed25519, secp256k1 or p256"),
     }

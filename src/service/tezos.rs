@@ -31,6 +31,9 @@ use crate::protection::{ProtectionError, ProtectionStore};
 /// ciphersuite; other curves ignore it).
 pub const DEFAULT_SIGNATURE_VERSION: u8 = 2;
 
+/// The first signature version with ML-DSA-44 (tz5) keys, octez's `Signature.V3`.
+pub const MLDSA44_SIGNATURE_VERSION: u8 = 3;
+
 /// Why a request got no signature. A transport maps each to its own answer (HTTP: 401, 403,
 /// 404, 400, 409, 503, 500).
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +113,8 @@ pub enum AuthenticationInput<'a> {
     /// Base58 (`edsig…`, `spsig1…`, `p2sig…`, `BLsig…` or the scheme-less `sig…`), as the
     /// HTTP API's `authentication` query parameter carries it.
     Base58(&'a str),
-    /// Raw bytes, as the binary protocol carries them: 64 bytes (Ed25519, or ECDSA r‖s) or 96
-    /// (BLS).
+    /// Raw bytes, as the binary protocol carries them: 64 bytes (Ed25519, or ECDSA r‖s), 96
+    /// (BLS) or 2420 (ML-DSA-44); octez's `Signature.V3` tells the kind by the length.
     Raw(&'a [u8]),
 }
 
@@ -123,6 +126,9 @@ impl Authentication {
             AuthenticationInput::Raw(raw) => match raw.len() {
                 64 => Some(Authentication::Generic(raw.to_vec())),
                 96 => Signature::from_raw(Curve::Bls, raw)
+                    .ok()
+                    .map(Authentication::Typed),
+                2420 => Signature::from_raw(Curve::Mldsa44, raw)
                     .ok()
                     .map(Authentication::Typed),
                 _ => None,
@@ -158,7 +164,8 @@ impl Authentication {
         match self {
             Authentication::Typed(sig) => sig.curve() == pk.curve() && verify(sig),
             Authentication::Generic(raw) => {
-                pk.curve() != Curve::Bls
+                // `sig…` is 64 bytes: never a BLS or ML-DSA-44 signature.
+                matches!(pk.curve(), Curve::Ed25519 | Curve::Secp256k1 | Curve::P256)
                     && Signature::from_raw(pk.curve(), raw).is_ok_and(|sig| verify(&sig))
             }
         }
@@ -221,10 +228,14 @@ impl From<DispatchError> for TezosSignError {
 /// Parses the signature version of a request for a key of `curve`.
 ///
 /// # Errors
-/// [`TezosSignError::Malformed`] for a version that is not a number, or version 0 for a tz4
-/// key.
+/// [`TezosSignError::Malformed`] for a version that is not a number, version 0 for a tz4
+/// key, or a version below 3 for a tz5 key (ML-DSA-44 exists only in octez's
+/// `Signature.V3`; octez-signer refuses it in V0–V2, `src/lib_client_base/client_keys.ml`).
+/// Without a version a tz5 key signs with version 3, the others with
+/// [`DEFAULT_SIGNATURE_VERSION`].
 pub fn parse_version(raw: Option<&str>, curve: Curve) -> Result<u8, TezosSignError> {
     let version = match raw {
+        None if curve == Curve::Mldsa44 => MLDSA44_SIGNATURE_VERSION,
         None => DEFAULT_SIGNATURE_VERSION,
         Some(v) => v
             .parse::<u8>()
@@ -235,6 +246,11 @@ pub fn parse_version(raw: Option<&str>, curve: Curve) -> Result<u8, TezosSignErr
             "BLS (tz4) keys need signature version 1 (AUG) or 2 and later (proof of possession)"
                 .into(),
         ));
+    }
+    if curve == Curve::Mldsa44 && version < MLDSA44_SIGNATURE_VERSION {
+        return Err(TezosSignError::Malformed(format!(
+            "ML-DSA-44 (tz5) keys need signature version 3 or later, got version {version}"
+        )));
     }
     Ok(version)
 }

@@ -241,8 +241,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// The base58 pkh (`tz1…`–`tz4…`) of a binary one; `None` for tz5, which palisade does not
-/// serve.
+/// The base58 pkh (`tz1…`–`tz5…`) of a binary one; `None` for a tag no curve has (the decoder
+/// already refuses those).
 fn pkh_b58(pkh: &PkhBytes) -> Option<String> {
     let curve = Curve::from_pkh_tag(pkh[0])?;
     let mut hash = [0u8; 20];
@@ -255,9 +255,9 @@ fn refusal(e: TezosSignError) -> (u16, Answer) {
     (e.status_u16(), Answer::Error(e.message().to_string()))
 }
 
-/// The refusal of a pkh [`pkh_b58`] cannot name: a tz5 one.
+/// The refusal of a pkh [`pkh_b58`] cannot name.
 fn not_served() -> TezosSignError {
-    TezosSignError::UnknownKey("a tz5 (ML-DSA-44) key: palisade serves tz1 to tz4".into())
+    TezosSignError::UnknownKey("a public key hash of an unknown kind".into())
 }
 
 /// Answers one request payload. Sign requests are counted in the request metrics as the HTTP

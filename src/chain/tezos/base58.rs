@@ -27,6 +27,8 @@ pub enum Prefix {
     P256PublicKeyHash,
     /// `tz4…`: BLS12-381 public key hash (20 bytes).
     Bls12381PublicKeyHash,
+    /// `tz5…`: ML-DSA-44 public key hash (20 bytes).
+    Mldsa44PublicKeyHash,
     /// `edpk…`: Ed25519 public key (32 bytes).
     Ed25519PublicKey,
     /// `sppk…`: secp256k1 compressed public key (33 bytes).
@@ -35,6 +37,8 @@ pub enum Prefix {
     P256PublicKey,
     /// `BLpk…`: BLS12-381 compressed G1 public key (48 bytes).
     Bls12381PublicKey,
+    /// `mdpk…`: ML-DSA-44 public key, FIPS 204 `pkEncode` (1312 bytes).
+    Mldsa44PublicKey,
     /// `edsk…` (98 characters): Ed25519 seed followed by its public key (64 bytes).
     Ed25519SecretKey,
     /// `edsk…` (54 characters): Ed25519 seed (32 bytes).
@@ -45,6 +49,9 @@ pub enum Prefix {
     P256SecretKey,
     /// `BLsk…`: BLS12-381 secret scalar, little-endian (32 bytes).
     Bls12381SecretKey,
+    /// `mdsk…`: ML-DSA-44 secret key as octez stores it: the FIPS 204 `skEncode` expanded
+    /// key (2560 bytes) followed by the public key (1312 bytes), 3872 bytes.
+    Mldsa44SecretKey,
     /// `edesk…`: encrypted Ed25519 seed (salt 8 + secretbox 48 = 56 bytes).
     Ed25519EncryptedSeed,
     /// `spesk…`: encrypted secp256k1 secret key (56 bytes).
@@ -53,6 +60,8 @@ pub enum Prefix {
     P256EncryptedSecretKey,
     /// `BLesk…`: encrypted BLS12-381 secret key (56 bytes).
     Bls12381EncryptedSecretKey,
+    /// `mdesk…`: encrypted ML-DSA-44 secret key (salt 8 + secretbox 16 + 3872 = 3896 bytes).
+    Mldsa44EncryptedSecretKey,
     /// `edsig…`: Ed25519 signature (64 bytes).
     Ed25519Signature,
     /// `spsig1…`: secp256k1 signature r‖s (64 bytes).
@@ -61,6 +70,8 @@ pub enum Prefix {
     P256Signature,
     /// `BLsig…`: BLS12-381 compressed G2 signature (96 bytes).
     Bls12381Signature,
+    /// `mdsig…`: ML-DSA-44 signature (2420 bytes).
+    Mldsa44Signature,
     /// `sig…`: scheme-less 64-byte signature.
     GenericSignature,
     /// `Net…`: chain id (4 bytes).
@@ -71,28 +82,33 @@ pub enum Prefix {
 
 impl Prefix {
     /// Every prefix, in declaration order.
-    pub const ALL: [Prefix; 24] = [
+    pub const ALL: [Prefix; 29] = [
         Prefix::Ed25519PublicKeyHash,
         Prefix::Secp256k1PublicKeyHash,
         Prefix::P256PublicKeyHash,
         Prefix::Bls12381PublicKeyHash,
+        Prefix::Mldsa44PublicKeyHash,
         Prefix::Ed25519PublicKey,
         Prefix::Secp256k1PublicKey,
         Prefix::P256PublicKey,
         Prefix::Bls12381PublicKey,
+        Prefix::Mldsa44PublicKey,
         Prefix::Ed25519SecretKey,
         Prefix::Ed25519Seed,
         Prefix::Secp256k1SecretKey,
         Prefix::P256SecretKey,
         Prefix::Bls12381SecretKey,
+        Prefix::Mldsa44SecretKey,
         Prefix::Ed25519EncryptedSeed,
         Prefix::Secp256k1EncryptedSecretKey,
         Prefix::P256EncryptedSecretKey,
         Prefix::Bls12381EncryptedSecretKey,
+        Prefix::Mldsa44EncryptedSecretKey,
         Prefix::Ed25519Signature,
         Prefix::Secp256k1Signature,
         Prefix::P256Signature,
         Prefix::Bls12381Signature,
+        Prefix::Mldsa44Signature,
         Prefix::GenericSignature,
         Prefix::ChainId,
         Prefix::BlockHash,
@@ -105,23 +121,28 @@ impl Prefix {
             Prefix::Secp256k1PublicKeyHash => &[0x06, 0xa1, 0xa1],
             Prefix::P256PublicKeyHash => &[0x06, 0xa1, 0xa4],
             Prefix::Bls12381PublicKeyHash => &[0x06, 0xa1, 0xa6],
+            Prefix::Mldsa44PublicKeyHash => &[0x06, 0xa1, 0xa9],
             Prefix::Ed25519PublicKey => &[0x0d, 0x0f, 0x25, 0xd9],
             Prefix::Secp256k1PublicKey => &[0x03, 0xfe, 0xe2, 0x56],
             Prefix::P256PublicKey => &[0x03, 0xb2, 0x8b, 0x7f],
             Prefix::Bls12381PublicKey => &[0x06, 0x95, 0x87, 0xcc],
+            Prefix::Mldsa44PublicKey => &[0x0d, 0x07, 0xed, 0x43],
             Prefix::Ed25519SecretKey => &[0x2b, 0xf6, 0x4e, 0x07],
             Prefix::Ed25519Seed => &[0x0d, 0x0f, 0x3a, 0x07],
             Prefix::Secp256k1SecretKey => &[0x11, 0xa2, 0xe0, 0xc9],
             Prefix::P256SecretKey => &[0x10, 0x51, 0xee, 0xbd],
             Prefix::Bls12381SecretKey => &[0x03, 0x96, 0xc0, 0x28],
+            Prefix::Mldsa44SecretKey => &[0x09, 0x39, 0x74, 0x39],
             Prefix::Ed25519EncryptedSeed => &[0x07, 0x5a, 0x3c, 0xb3, 0x29],
             Prefix::Secp256k1EncryptedSecretKey => &[0x09, 0xed, 0xf1, 0xae, 0x96],
             Prefix::P256EncryptedSecretKey => &[0x09, 0x30, 0x39, 0x73, 0xab],
             Prefix::Bls12381EncryptedSecretKey => &[0x02, 0x05, 0x1e, 0x35, 0x19],
+            Prefix::Mldsa44EncryptedSecretKey => &[0x05, 0x31, 0x85, 0x27, 0xac],
             Prefix::Ed25519Signature => &[0x09, 0xf5, 0xcd, 0x86, 0x12],
             Prefix::Secp256k1Signature => &[0x0d, 0x73, 0x65, 0x13, 0x3f],
             Prefix::P256Signature => &[0x36, 0xf0, 0x2c, 0x34],
             Prefix::Bls12381Signature => &[0x28, 0xab, 0x40, 0xcf],
+            Prefix::Mldsa44Signature => &[0x01, 0x9c, 0x2d, 0xd2, 0x03],
             Prefix::GenericSignature => &[0x04, 0x82, 0x2b],
             Prefix::ChainId => &[0x57, 0x52, 0x00],
             Prefix::BlockHash => &[0x01, 0x34],
@@ -152,6 +173,11 @@ impl Prefix {
             | Prefix::P256Signature
             | Prefix::GenericSignature => 64,
             Prefix::Bls12381Signature => 96,
+            Prefix::Mldsa44PublicKeyHash => 20,
+            Prefix::Mldsa44PublicKey => 1312,
+            Prefix::Mldsa44SecretKey => 3872,
+            Prefix::Mldsa44EncryptedSecretKey => 3896,
+            Prefix::Mldsa44Signature => 2420,
             Prefix::ChainId => 4,
             Prefix::BlockHash => 32,
         }
@@ -164,22 +190,27 @@ impl Prefix {
             Prefix::Secp256k1PublicKeyHash => "tz2",
             Prefix::P256PublicKeyHash => "tz3",
             Prefix::Bls12381PublicKeyHash => "tz4",
+            Prefix::Mldsa44PublicKeyHash => "tz5",
             Prefix::Ed25519PublicKey => "edpk",
             Prefix::Secp256k1PublicKey => "sppk",
             Prefix::P256PublicKey => "p2pk",
             Prefix::Bls12381PublicKey => "BLpk",
+            Prefix::Mldsa44PublicKey => "mdpk",
             Prefix::Ed25519SecretKey | Prefix::Ed25519Seed => "edsk",
             Prefix::Secp256k1SecretKey => "spsk",
             Prefix::P256SecretKey => "p2sk",
             Prefix::Bls12381SecretKey => "BLsk",
+            Prefix::Mldsa44SecretKey => "mdsk",
             Prefix::Ed25519EncryptedSeed => "edesk",
             Prefix::Secp256k1EncryptedSecretKey => "spesk",
             Prefix::P256EncryptedSecretKey => "p2esk",
             Prefix::Bls12381EncryptedSecretKey => "BLesk",
+            Prefix::Mldsa44EncryptedSecretKey => "mdesk",
             Prefix::Ed25519Signature => "edsig",
             Prefix::Secp256k1Signature => "spsig1",
             Prefix::P256Signature => "p2sig",
             Prefix::Bls12381Signature => "BLsig",
+            Prefix::Mldsa44Signature => "mdsig",
             Prefix::GenericSignature => "sig",
             Prefix::ChainId => "Net",
             Prefix::BlockHash => "B",
@@ -195,6 +226,7 @@ impl Prefix {
                 | Prefix::Secp256k1SecretKey
                 | Prefix::P256SecretKey
                 | Prefix::Bls12381SecretKey
+                | Prefix::Mldsa44SecretKey
         )
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! | tag | request | fields |
 //! |---|---|---|
-//! | 0 | Sign | signer pkh (21 bytes; tz4: `03 03 <20> <version>`, 23 bytes), data (4-byte length + bytes), authentication signature (optional: raw bytes to the end, 64 or 96) |
+//! | 0 | Sign | signer pkh (21 bytes; tz4: `03 03 <20> <version>`, 23 bytes), data (4-byte length + bytes), authentication signature (optional: raw bytes to the end, 64, 96 or 2420) |
 //! | 1 | Public_key | pkh (21) |
 //! | 2 | Authorized_keys | — |
 //! | 3 | Deterministic_nonce | pkh (21), data (4-byte length + bytes), authentication (optional, as Sign) |
@@ -127,8 +127,8 @@ pub enum MessageError {
     /// is true").
     #[error("{0}: presence byte must be 0x00 or 0xff")]
     BadPresence(&'static str),
-    /// An authentication signature that is not 64 or 96 bytes long.
-    #[error("authentication signature of {0} bytes (64 or 96 expected)")]
+    /// An authentication signature that is not 64, 96 or 2420 bytes long.
+    #[error("authentication signature of {0} bytes (64, 96 or 2420 expected)")]
     BadSignatureLength(usize),
     /// Bytes after a request that has no variable-length last field.
     #[error("{0} bytes after the end of the signer request")]
@@ -203,7 +203,8 @@ impl<'a> Reader<'a> {
         let rest = std::mem::take(&mut self.bytes);
         match rest.len() {
             0 => Ok(None),
-            64 | 96 => Ok(Some(rest.to_vec())),
+            // 64: Ed25519 or ECDSA; 96: BLS; 2420: ML-DSA-44 (`signature_v3.ml`, `of_bytes_opt`).
+            64 | 96 | 2420 => Ok(Some(rest.to_vec())),
             n => Err(MessageError::BadSignatureLength(n)),
         }
     }
@@ -220,7 +221,7 @@ impl<'a> Reader<'a> {
 ///
 /// # Errors
 /// [`MessageError`] for an empty payload, an unknown tag, a truncated or malformed field, an
-/// authentication signature of another length than 64 or 96, or trailing bytes.
+/// authentication signature of another length than 64, 96 or 2420, or trailing bytes.
 pub fn decode_request(payload: &[u8]) -> Result<Request, MessageError> {
     let (&tag, rest) = payload.split_first().ok_or(MessageError::Empty)?;
     let mut r = Reader { bytes: rest };

@@ -1,14 +1,14 @@
-//! Octez encrypted secret keys (`edesk…`, `spesk…`, `p2esk…`, `BLesk…`): an 8-byte
-//! salt and a 48-byte NaCl secretbox (XSalsa20-Poly1305, all-zero nonce) of the 32
-//! raw secret bytes, under a PBKDF2-HMAC-SHA512 key.
+//! Octez encrypted secret keys (`edesk…`, `spesk…`, `p2esk…`, `BLesk…`, `mdesk…`): an 8-byte
+//! salt and a NaCl secretbox (XSalsa20-Poly1305, all-zero nonce; 16-byte tag then the
+//! ciphertext) of the raw secret bytes (32, or 3872 for tz5), under a PBKDF2-HMAC-SHA512 key
+//! (`src/lib_signer_backends/encrypted.ml`).
 
 use crypto_secretbox::XSalsa20Poly1305;
 use crypto_secretbox::aead::{AeadInPlace, KeyInit};
 use zeroize::Zeroizing;
 
-use crate::chain::tezos::base58::{self, Prefix};
+use crate::chain::tezos::base58;
 
-use super::secret_key::SECRET_LEN;
 use super::{Curve, KeyError, SecretKey};
 
 /// PBKDF2-HMAC-SHA512 iterations of octez's encrypted secret keys.
@@ -18,21 +18,24 @@ pub const ENCRYPTION_SALT_LEN: usize = 8;
 const SECRETBOX_TAG_LEN: usize = 16;
 
 impl SecretKey {
-    /// Decrypt an octez encrypted key (`edesk…`, `spesk…`, `p2esk…`, `BLesk…`).
+    /// Decrypt an octez encrypted key (`edesk…`, `spesk…`, `p2esk…`, `BLesk…`, `mdesk…`).
     ///
-    /// Layout: `salt (8) || secretbox (48)`; the key is
+    /// Layout: `salt (8) || secretbox (16 + n)`; the key is
     /// PBKDF2-HMAC-SHA512(password, salt, 32768 rounds, 32 bytes); XSalsa20-Poly1305
-    /// with an all-zero nonce; the plaintext is the 32 raw secret bytes.
+    /// with an all-zero nonce; the plaintext is the n raw secret bytes (32, or 3872 for tz5).
+    ///
+    /// # Errors
+    /// [`KeyError`]: bad base58 or prefix, [`KeyError::BadPassword`], or the decrypted key's
+    /// own errors (see [`SecretKey::from_raw`]).
     pub fn from_encrypted_b58(s: &str, password: &[u8]) -> Result<Self, KeyError> {
         let candidates = Curve::ALL.map(Curve::encrypted_secret_key_prefix);
         let (prefix, raw) = base58::decode_any(s, &candidates)?;
         let curve = Curve::from_encrypted_prefix(prefix).expect("candidate is an esk prefix");
         let (salt, boxed) = raw.split_at(ENCRYPTION_SALT_LEN);
-        // NaCl secretbox layout: tag (16) || ciphertext (32). Decrypt in place in a
-        // buffer that is wiped on drop.
+        // NaCl secretbox layout: tag (16) || ciphertext. Decrypt in place in a buffer that is
+        // wiped on drop. base58 checked the prefix's length, so both splits are in range.
         let (tag, ciphertext) = boxed.split_at(SECRETBOX_TAG_LEN);
-        let mut plain = Zeroizing::new([0u8; SECRET_LEN]);
-        plain.copy_from_slice(ciphertext);
+        let mut plain = Zeroizing::new(ciphertext.to_vec());
         secretbox(password, salt)
             .decrypt_in_place_detached(&Default::default(), &[], plain.as_mut_slice(), tag.into())
             .map_err(|_| KeyError::BadPassword)?;
@@ -46,7 +49,7 @@ impl SecretKey {
         let tag = secretbox(password, &salt)
             .encrypt_in_place_detached(&Default::default(), &[], buf.as_mut_slice())
             .expect("secretbox encryption without associated data cannot fail");
-        let mut payload = Vec::with_capacity(Prefix::Ed25519EncryptedSeed.raw_len());
+        let mut payload = Vec::with_capacity(self.curve().encrypted_secret_key_prefix().raw_len());
         payload.extend_from_slice(&salt);
         payload.extend_from_slice(&tag);
         payload.extend_from_slice(buf.as_slice());

@@ -27,8 +27,8 @@ pub enum KeyError {
     /// The bytes are not a valid public key (point) for the curve.
     #[error("invalid {0} public key")]
     InvalidPublicKey(Curve),
-    /// A 64-byte `edsk` whose public key half does not belong to its seed.
-    #[error("64-byte edsk: the public key half does not match the seed")]
+    /// A 64-byte `edsk`, or a tz5 `mdsk`, whose public key half does not belong to its secret.
+    #[error("the secret key's public key half does not match its secret half")]
     PublicKeyMismatch,
     /// Wrong password, or the encrypted key is corrupted.
     #[error("cannot decrypt the secret key: wrong password or corrupted data")]

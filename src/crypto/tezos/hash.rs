@@ -1,5 +1,5 @@
 //! BLAKE2b digests (32-byte signing prehash, 20-byte key hash) and public key
-//! hashes in base58 (`tz1…` … `tz4…`, 20-byte payload).
+//! hashes in base58 (`tz1…` … `tz5…`, 20-byte payload).
 
 use blake2::Blake2b;
 use blake2::digest::Digest;
@@ -19,12 +19,12 @@ pub fn blake2b_160(data: &[u8]) -> [u8; 20] {
     Blake2b::<U20>::digest(data).into()
 }
 
-/// Encode a public key hash as `tz1…`/`tz2…`/`tz3…`/`tz4…`.
+/// Encode a public key hash as `tz1…`/`tz2…`/`tz3…`/`tz4…`/`tz5…`.
 pub fn encode_pkh(curve: Curve, hash: &[u8; 20]) -> String {
     base58::encode(curve.pkh_prefix(), hash)
 }
 
-/// Decode a `tz1…`/`tz2…`/`tz3…`/`tz4…` address.
+/// Decode a `tz1…`/`tz2…`/`tz3…`/`tz4…`/`tz5…` address.
 pub fn decode_pkh(s: &str) -> Result<(Curve, [u8; 20]), KeyError> {
     let candidates = Curve::ALL.map(Curve::pkh_prefix);
     let (prefix, raw) = base58::decode_any(s, &candidates)?;
@@ -33,8 +33,8 @@ pub fn decode_pkh(s: &str) -> Result<(Curve, [u8; 20]), KeyError> {
     Ok((curve, hash))
 }
 
-/// Decode a `tz1…`–`tz4…` address into its 21-byte binary form: the tag of
-/// [`Curve::pkh_tag`] (0 tz1, 1 tz2, 2 tz3, 3 tz4) then the 20-byte hash, as octez's
+/// Decode a `tz1…`–`tz5…` address into its 21-byte binary form: the tag of
+/// [`Curve::pkh_tag`] (0 tz1, 1 tz2, 2 tz3, 3 tz4, 4 tz5) then the 20-byte hash, as octez's
 /// `Signature.Public_key_hash` binary encoding writes it.
 ///
 /// # Errors

@@ -1,5 +1,5 @@
-//! Tezos keys and signatures: tz1 (Ed25519), tz2 (secp256k1), tz3 (P-256)
-//! and tz4 (BLS12-381, min-pk).
+//! Tezos keys and signatures: tz1 (Ed25519), tz2 (secp256k1), tz3 (P-256),
+//! tz4 (BLS12-381, min-pk) and tz5 (ML-DSA-44, FIPS 204).
 //!
 //! Signing follows octez:
 //! - tz1: Ed25519 (RFC 8032) over `blake2b-256(data)`;
@@ -8,6 +8,9 @@
 //! - tz4: BLS min-pk over `data` itself (no pre-hash). Signature version 1 uses
 //!   the message-augmentation ciphersuite (`pk || data`), version 2 and later
 //!   the proof-of-possession ciphersuite. Version 0 cannot sign with BLS.
+//! - tz5: ML-DSA-44 (FIPS 204 ML-DSA.Sign, pure, empty context) over `blake2b-256(data)`;
+//!   1312-byte public keys, 2420-byte signatures, secret keys in octez's 3872-byte form
+//!   (`src/lib_crypto/mldsa44.ml`).
 //!
 //! Secret material lives only in types that zeroize on drop; [`SecretKey`]'s
 //! `Debug` shows the curve and the public key hash, never key bytes, and no
@@ -30,12 +33,15 @@ mod signature;
 mod signing;
 #[cfg(test)]
 mod test_vectors;
+#[cfg(test)]
+mod tz5_tests;
 
 pub use curve::Curve;
 pub use encrypted::{ENCRYPTION_PBKDF2_ROUNDS, ENCRYPTION_SALT_LEN};
 pub use error::{KeyError, SigningError};
 pub use hash::{blake2b_160, blake2b_256, decode_pkh, decode_pkh_bytes, encode_pkh};
 pub use public_key::PublicKey;
+pub use secret_key::MLDSA44_EXPANDED_LEN;
 pub use secret_key::SecretKey;
 pub use signature::{Signature, is_low_s};
-pub use signing::{BLS_DST_AUG_SIG, BLS_DST_POP_PROOF, BLS_DST_POP_SIG};
+pub use signing::{BLS_DST_AUG_SIG, BLS_DST_POP_PROOF, BLS_DST_POP_SIG, MLDSA44_CONTEXT};

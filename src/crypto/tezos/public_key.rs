@@ -1,5 +1,6 @@
 //! [`PublicKey`]: validated Tezos public keys (32-byte Ed25519, 33-byte compressed
-//! secp256k1 / P-256, 48-byte compressed BLS12-381 G1), their base58 and SEC1 forms
+//! secp256k1 / P-256, 48-byte compressed BLS12-381 G1, 1312-byte ML-DSA-44), their base58 and
+//! SEC1 forms
 //! and their hashes. Verification is in `signing`.
 
 use std::fmt;
@@ -9,7 +10,8 @@ use crate::chain::tezos::base58;
 use super::{Curve, KeyError, blake2b_160, encode_pkh};
 
 /// A Tezos public key: 32-byte Ed25519, 33-byte compressed secp256k1 / P-256,
-/// or 48-byte compressed BLS12-381 G1 point. Always a valid point.
+/// 48-byte compressed BLS12-381 G1 point (always a valid point), or a 1312-byte ML-DSA-44
+/// key (FIPS 204 `pkEncode`, ρ ‖ t1: every byte string of that length is one).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PublicKey {
     pub(super) curve: Curve,
@@ -18,7 +20,8 @@ pub struct PublicKey {
 
 impl PublicKey {
     /// Build from raw bytes, checking the length and that the point is valid
-    /// (on the curve; for BLS also in the subgroup and not the identity).
+    /// (on the curve; for BLS also in the subgroup and not the identity). An ML-DSA-44 key is
+    /// checked for its length only, as octez does (`Mldsa44.Public_key.of_bytes_opt`).
     pub fn from_raw(curve: Curve, bytes: &[u8]) -> Result<Self, KeyError> {
         if bytes.len() != curve.public_key_len() {
             return Err(KeyError::InvalidLength {
@@ -42,6 +45,7 @@ impl PublicKey {
                     && p256::ecdsa::VerifyingKey::from_sec1_bytes(bytes).is_ok()
             }
             Curve::Bls => blst::min_pk::PublicKey::key_validate(bytes).is_ok(),
+            Curve::Mldsa44 => true,
         };
         if !ok {
             return Err(KeyError::InvalidPublicKey(curve));
@@ -54,7 +58,8 @@ impl PublicKey {
 
     /// Build from an HSM's public point: 32 raw bytes for Ed25519; for secp256k1 and
     /// P-256 a SEC1 point, uncompressed (65 bytes, `04‖x‖y`) or compressed (33 bytes),
-    /// stored compressed as Tezos does. BLS is refused (no HSM holds BLS keys).
+    /// stored compressed as Tezos does. BLS and ML-DSA-44 are refused (no HSM backend of
+    /// palisade holds them).
     ///
     /// # Errors
     /// [`KeyError::InvalidPublicKey`] for a point not on the curve, or a BLS curve.
@@ -71,14 +76,14 @@ impl PublicKey {
                 .to_sec1_point(true)
                 .as_bytes()
                 .to_vec(),
-            Curve::Bls => return Err(KeyError::InvalidPublicKey(curve)),
+            Curve::Bls | Curve::Mldsa44 => return Err(KeyError::InvalidPublicKey(curve)),
         };
         Self::from_raw(curve, &compressed)
     }
 
     /// The point as PKCS#11 stores it in `CKA_EC_POINT` (before DER wrapping): 32 bytes for
     /// Ed25519, the 65-byte uncompressed SEC1 form (`04‖x‖y`) for secp256k1 and P-256, the
-    /// 48-byte compressed form for BLS.
+    /// 48-byte compressed form for BLS, the raw 1312 bytes for ML-DSA-44.
     pub fn to_sec1_uncompressed(&self) -> Vec<u8> {
         match self.curve {
             Curve::Secp256k1 => k256::ecdsa::VerifyingKey::from_sec1_bytes(&self.bytes)
@@ -87,11 +92,11 @@ impl PublicKey {
             Curve::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.bytes)
                 .map(|vk| vk.to_sec1_point(false).as_bytes().to_vec())
                 .unwrap_or_else(|_| self.bytes.clone()),
-            Curve::Ed25519 | Curve::Bls => self.bytes.clone(),
+            Curve::Ed25519 | Curve::Bls | Curve::Mldsa44 => self.bytes.clone(),
         }
     }
 
-    /// Parse `edpk…`, `sppk…`, `p2pk…` or `BLpk…`.
+    /// Parse `edpk…`, `sppk…`, `p2pk…`, `BLpk…` or `mdpk…`.
     pub fn from_b58(s: &str) -> Result<Self, KeyError> {
         let candidates = Curve::ALL.map(Curve::public_key_prefix);
         let (prefix, raw) = base58::decode_any(s, &candidates)?;
@@ -99,7 +104,7 @@ impl PublicKey {
         Self::from_raw(curve, &raw)
     }
 
-    /// `edpk…`, `sppk…`, `p2pk…` or `BLpk…`.
+    /// `edpk…`, `sppk…`, `p2pk…`, `BLpk…` or `mdpk…`.
     pub fn to_b58(&self) -> String {
         base58::encode(self.curve.public_key_prefix(), &self.bytes)
     }
@@ -109,7 +114,7 @@ impl PublicKey {
         self.curve
     }
 
-    /// Raw key bytes (32, 33, 33 or 48 bytes).
+    /// Raw key bytes (32, 33, 33, 48 or 1312 bytes).
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
@@ -119,7 +124,7 @@ impl PublicKey {
         blake2b_160(&self.bytes)
     }
 
-    /// The public key hash as `tz1…` … `tz4…`.
+    /// The public key hash as `tz1…` … `tz5…`.
     pub fn pkh_b58(&self) -> String {
         encode_pkh(self.curve, &self.hash())
     }

@@ -1,7 +1,8 @@
 //! [`SecretKey`]: Tezos secret keys (32-byte Ed25519 seed, 32-byte big-endian
-//! secp256k1 / P-256 scalar, 32-byte little-endian BLS scalar), their base58 forms
-//! (`edsk…`, `spsk…`, `p2sk…`, `BLsk…`) and generation. Zeroized on drop, `Debug`
-//! redacted. Signing is in `signing`, octez encryption in `encrypted`.
+//! secp256k1 / P-256 scalar, 32-byte little-endian BLS scalar, 3872-byte ML-DSA-44 expanded
+//! key and public key), their base58 forms (`edsk…`, `spsk…`, `p2sk…`, `BLsk…`, `mdsk…`) and
+//! generation. Zeroized on drop, `Debug` redacted. Signing is in `signing`, octez encryption
+//! in `encrypted`.
 
 use std::fmt;
 
@@ -20,6 +21,31 @@ pub(super) enum Secret {
     Secp256k1(k256::ecdsa::SigningKey),
     P256(p256::ecdsa::SigningKey),
     Bls(blst::min_pk::SecretKey),
+    Mldsa44(Box<Mldsa44Secret>),
+}
+
+/// A tz5 secret: the decoded FIPS 204 signing key and its 2560-byte `skEncode` form (octez
+/// keeps only that form, never the 32-byte seed, so palisade keeps it to write `mdsk…` back).
+/// Both zeroize on drop (ml-dsa's `zeroize` feature, [`Zeroizing`]).
+pub(super) struct Mldsa44Secret {
+    pub(super) key: ml_dsa::ExpandedSigningKey<ml_dsa::MlDsa44>,
+    encoded: Zeroizing<Vec<u8>>,
+}
+
+/// Length of the FIPS 204 `skEncode` form of an ML-DSA-44 key: ρ 32 ‖ K 32 ‖ tr 64 ‖ s1 384 ‖
+/// s2 384 ‖ t0 1664.
+pub const MLDSA44_EXPANDED_LEN: usize = 2560;
+
+/// Whether every 3-bit coefficient of the encoded s1 and s2 of an ML-DSA-44 `skEncode` (bytes
+/// 128..896, FIPS 204 Algorithm 24, `BitPack(s, η, η)` with η = 2) is at most 2η = 4, i.e. the
+/// coefficient η − v lies in [−η, η]. A key that fails this is malformed: ml-dsa's decoder
+/// does not check it (and may panic on it).
+fn mldsa44_small_coefficients_in_range(expanded: &[u8]) -> bool {
+    // Eight 3-bit values per 3 bytes, little-endian bit order.
+    expanded[128..896].chunks_exact(3).all(|c| {
+        let word = u32::from(c[0]) | u32::from(c[1]) << 8 | u32::from(c[2]) << 16;
+        (0..8).all(|i| (word >> (3 * i)) & 7 <= 4)
+    })
 }
 
 /// A Tezos secret key. `Debug` is redacted; the key material is zeroized on drop.
@@ -54,6 +80,7 @@ impl SecretKey {
             actual: bytes.len(),
         };
         let secret = match curve {
+            Curve::Mldsa44 => return Self::mldsa44_from_raw(bytes),
             Curve::Ed25519 => {
                 let (seed, pk_half) = match bytes.len() {
                     32 => (bytes, None),
@@ -106,6 +133,44 @@ impl SecretKey {
         Ok(Self::from_secret(secret))
     }
 
+    /// A tz5 key from octez's 3872-byte form: the 2560-byte FIPS 204 `skEncode` key then the
+    /// 1312-byte public key (`src/lib_crypto/mldsa44.ml`, `Secret_key`). octez checks only the
+    /// length; palisade also checks that s1 and s2 are in range, that the public key is the one
+    /// the secret key derives, and that a signature made with it verifies under that public
+    /// key (which checks tr, the public key's hash inside the secret key).
+    fn mldsa44_from_raw(bytes: &[u8]) -> Result<Self, KeyError> {
+        let expected = Curve::Mldsa44.secret_key_prefix().raw_len();
+        if bytes.len() != expected {
+            return Err(KeyError::InvalidLength {
+                what: "secret key",
+                expected,
+                actual: bytes.len(),
+            });
+        }
+        let (expanded, pk) = bytes.split_at(MLDSA44_EXPANDED_LEN);
+        if !mldsa44_small_coefficients_in_range(expanded) {
+            return Err(KeyError::InvalidSecretKey(Curve::Mldsa44));
+        }
+        let encoded: &ml_dsa::ExpandedSigningKeyBytes<ml_dsa::MlDsa44> = expanded
+            .try_into()
+            .map_err(|_| KeyError::InvalidSecretKey(Curve::Mldsa44))?;
+        // The only decoder of the 2560-byte form ml-dsa has; its panics come from the
+        // out-of-range coefficients refused above.
+        #[allow(deprecated)]
+        let key = ml_dsa::ExpandedSigningKey::<ml_dsa::MlDsa44>::from_expanded(encoded);
+        let sk = Self::from_secret(Secret::Mldsa44(Box::new(Mldsa44Secret {
+            key,
+            encoded: Zeroizing::new(expanded.to_vec()),
+        })));
+        if sk.public.bytes != pk {
+            return Err(KeyError::PublicKeyMismatch);
+        }
+        // `sign` verifies its tz5 signature under the public key before returning it.
+        sk.sign(b"palisade: tz5 secret key check", 3)
+            .map_err(|_| KeyError::InvalidSecretKey(Curve::Mldsa44))?;
+        Ok(sk)
+    }
+
     fn from_secret(secret: Secret) -> Self {
         let (curve, bytes): (Curve, Vec<u8>) = match &secret {
             Secret::Ed25519(sk) => (Curve::Ed25519, sk.verifying_key().as_bytes().to_vec()),
@@ -118,6 +183,7 @@ impl SecretKey {
                 sk.verifying_key().to_sec1_point(true).as_bytes().to_vec(),
             ),
             Secret::Bls(sk) => (Curve::Bls, sk.sk_to_pk().compress().to_vec()),
+            Secret::Mldsa44(sk) => (Curve::Mldsa44, sk.key.verifying_key().encode().to_vec()),
         };
         SecretKey {
             secret,
@@ -126,7 +192,11 @@ impl SecretKey {
     }
 
     /// Parse `edsk…` (32-byte seed or 64-byte seed || public key), `spsk…`,
-    /// `p2sk…` or `BLsk…`.
+    /// `p2sk…`, `BLsk…` or `mdsk…` (3872 bytes, see [`SecretKey::from_raw`]).
+    ///
+    /// # Errors
+    /// [`KeyError`]: bad base58, an unknown prefix, a wrong length, an invalid key, or (`edsk`
+    /// with its public key, `mdsk`) a public key half that is not the secret's.
     pub fn from_b58(s: &str) -> Result<Self, KeyError> {
         let candidates = [
             Prefix::Ed25519Seed,
@@ -134,6 +204,7 @@ impl SecretKey {
             Prefix::Secp256k1SecretKey,
             Prefix::P256SecretKey,
             Prefix::Bls12381SecretKey,
+            Prefix::Mldsa44SecretKey,
         ];
         let (prefix, raw) = base58::decode_any(s, &candidates)?;
         let raw = Zeroizing::new(raw);
@@ -141,12 +212,13 @@ impl SecretKey {
             Prefix::Ed25519Seed | Prefix::Ed25519SecretKey => Curve::Ed25519,
             Prefix::Secp256k1SecretKey => Curve::Secp256k1,
             Prefix::P256SecretKey => Curve::P256,
+            Prefix::Mldsa44SecretKey => Curve::Mldsa44,
             _ => Curve::Bls,
         };
         Self::from_raw(curve, &raw)
     }
 
-    /// `edsk…` (32-byte seed form), `spsk…`, `p2sk…` or `BLsk…`.
+    /// `edsk…` (32-byte seed form), `spsk…`, `p2sk…`, `BLsk…` or `mdsk…`.
     pub fn to_b58(&self) -> Zeroizing<String> {
         let raw = self.raw_secret();
         Zeroizing::new(base58::encode(
@@ -155,11 +227,22 @@ impl SecretKey {
         ))
     }
 
-    /// The raw secret in Tezos form (BLS little-endian): the Ed25519 seed, the big-endian
-    /// ECDSA scalar, as PKCS#11 wants them in `CKA_VALUE`.
-    pub(crate) fn raw_secret(&self) -> Zeroizing<[u8; 32]> {
-        let mut out = Zeroizing::new([0u8; 32]);
+    /// The raw secret in octez's `Secret_key.to_bytes` form: the 32-byte Ed25519 seed, the
+    /// 32-byte big-endian ECDSA scalar (as PKCS#11 wants them in `CKA_VALUE`), the 32-byte
+    /// little-endian BLS scalar, or for tz5 the 2560-byte expanded key followed by the
+    /// 1312-byte public key (3872 bytes).
+    pub(crate) fn raw_secret(&self) -> Zeroizing<Vec<u8>> {
+        if let Secret::Mldsa44(sk) = &self.secret {
+            let mut out = Zeroizing::new(Vec::with_capacity(
+                MLDSA44_EXPANDED_LEN + self.public.bytes.len(),
+            ));
+            out.extend_from_slice(&sk.encoded);
+            out.extend_from_slice(&self.public.bytes);
+            return out;
+        }
+        let mut out = Zeroizing::new(vec![0u8; 32]);
         match &self.secret {
+            Secret::Mldsa44(_) => unreachable!("handled above"),
             Secret::Ed25519(sk) => out.copy_from_slice(sk.as_bytes()),
             Secret::Secp256k1(sk) => {
                 let mut b = sk.to_bytes();
@@ -182,9 +265,9 @@ impl SecretKey {
     }
 
     /// octez's deterministic nonce of `data` for this key (`src/lib_crypto/{ed25519,secp256k1,
-    /// p256,bls}.ml`, `deterministic_nonce`): HMAC-SHA256 keyed with the raw secret key in
-    /// octez's `Secret_key.to_bytes` form (the 32-byte Ed25519 seed, the big-endian ECDSA
-    /// scalar, the little-endian BLS scalar), over `data`. 32 bytes. Bakers use it as the seed
+    /// p256,bls,mldsa44}.ml`, `deterministic_nonce`): HMAC-SHA256 keyed with the raw secret key
+    /// in octez's `Secret_key.to_bytes` form (the 32-byte Ed25519 seed, the big-endian ECDSA
+    /// scalar, the little-endian BLS scalar, tz5's 3872 bytes), over `data`. 32 bytes. Bakers use it as the seed
     /// nonce of a block (`data` is then the 4-byte big-endian level).
     pub fn deterministic_nonce(&self, data: &[u8]) -> Zeroizing<[u8; 32]> {
         use hmac::{KeyInit, Mac};
@@ -211,6 +294,13 @@ impl SecretKey {
         loop {
             let ikm = Zeroizing::new(<[u8; 32] as Generate>::generate());
             let secret = match curve {
+                Curve::Mldsa44 => {
+                    let key =
+                        ml_dsa::ExpandedSigningKey::<ml_dsa::MlDsa44>::from_seed((&*ikm).into());
+                    #[allow(deprecated)]
+                    let encoded = Zeroizing::new(key.to_expanded().to_vec());
+                    Some(Secret::Mldsa44(Box::new(Mldsa44Secret { key, encoded })))
+                }
                 Curve::Bls => blst::min_pk::SecretKey::key_gen(ikm.as_slice(), &[])
                     .map(Secret::Bls)
                     .ok(),
@@ -374,6 +464,6 @@ mod tests {
         .sk_to_pk()
         .compress();
         assert_eq!(sk.public_key().as_bytes(), g1.as_slice());
-        assert_eq!(*sk.raw_secret(), le);
+        assert_eq!(sk.raw_secret().as_slice(), le.as_slice());
     }
 }

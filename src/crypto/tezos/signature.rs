@@ -1,6 +1,6 @@
-//! [`Signature`]: 64-byte Ed25519 / ECDSA `r || s` or 96-byte BLS signatures, their
-//! base58 forms (`edsig…`, `spsig1…`, `p2sig…`, `BLsig…`, generic `sig…`) and the
-//! low-S check. Signing and verification are in `signing`.
+//! [`Signature`]: 64-byte Ed25519 / ECDSA `r || s`, 96-byte BLS or 2420-byte ML-DSA-44
+//! signatures, their base58 forms (`edsig…`, `spsig1…`, `p2sig…`, `BLsig…`, `mdsig…`, generic
+//! `sig…`) and the low-S check. Signing and verification are in `signing`.
 
 use std::fmt;
 
@@ -8,7 +8,8 @@ use crate::chain::tezos::base58::{self, Base58Error, Prefix};
 
 use super::{Curve, KeyError};
 
-/// A signature: 64 bytes (Ed25519, ECDSA `r || s`) or 96 bytes (BLS, compressed G2).
+/// A signature: 64 bytes (Ed25519, ECDSA `r || s`), 96 bytes (BLS, compressed G2) or 2420
+/// bytes (ML-DSA-44, FIPS 204 `sigEncode`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Signature {
     pub(super) curve: Curve,
@@ -53,12 +54,12 @@ impl Signature {
                 let s = p256::ecdsa::Signature::from_slice(bytes).map_err(|_| bad())?;
                 s.normalize_s().to_bytes().to_vec()
             }
-            Curve::Ed25519 | Curve::Bls => bytes.to_vec(),
+            Curve::Ed25519 | Curve::Bls | Curve::Mldsa44 => bytes.to_vec(),
         };
         Self::from_raw(curve, &normalised)
     }
 
-    /// Parse `edsig…`, `spsig1…`, `p2sig…` or `BLsig…`. A generic `sig…` is
+    /// Parse `edsig…`, `spsig1…`, `p2sig…`, `BLsig…` or `mdsig…`. A generic `sig…` is
     /// refused with [`KeyError::GenericSignatureNeedsCurve`]: use
     /// [`Signature::from_b58_for`].
     pub fn from_b58(s: &str) -> Result<Self, KeyError> {
@@ -72,7 +73,7 @@ impl Signature {
     }
 
     /// Parse a signature made with a `curve` key: its scheme prefix, or the
-    /// generic `sig…` form (64 bytes, so not for BLS).
+    /// generic `sig…` form (64 bytes, so not for BLS or ML-DSA-44).
     pub fn from_b58_for(curve: Curve, s: &str) -> Result<Self, KeyError> {
         let candidates = [curve.signature_prefix(), Prefix::GenericSignature];
         match base58::decode_any(s, &candidates) {
@@ -89,12 +90,12 @@ impl Signature {
         }
     }
 
-    /// `edsig…`, `spsig1…`, `p2sig…` or `BLsig…`.
+    /// `edsig…`, `spsig1…`, `p2sig…`, `BLsig…` or `mdsig…`.
     pub fn to_b58(&self) -> String {
         base58::encode(self.curve.signature_prefix(), &self.bytes)
     }
 
-    /// The scheme-less `sig…` form; `None` for BLS (96 bytes do not fit).
+    /// The scheme-less `sig…` form; `None` for BLS and ML-DSA-44 (their lengths do not fit).
     pub fn to_generic_b58(&self) -> Option<String> {
         (self.bytes.len() == Prefix::GenericSignature.raw_len())
             .then(|| base58::encode(Prefix::GenericSignature, &self.bytes))
@@ -124,7 +125,7 @@ impl fmt::Display for Signature {
 }
 
 /// Whether `sig` is an ECDSA (secp256k1 or P-256) signature with a valid
-/// `r, s` and `s ≤ n/2`. `false` for Ed25519 and BLS signatures.
+/// `r, s` and `s ≤ n/2`. `false` for Ed25519, BLS and ML-DSA-44 signatures.
 pub fn is_low_s(sig: &Signature) -> bool {
     match sig.curve {
         Curve::Secp256k1 => {
@@ -133,7 +134,7 @@ pub fn is_low_s(sig: &Signature) -> bool {
         Curve::P256 => {
             p256::ecdsa::Signature::from_slice(&sig.bytes).is_ok_and(|s| s.normalize_s() == s)
         }
-        Curve::Ed25519 | Curve::Bls => false,
+        Curve::Ed25519 | Curve::Bls | Curve::Mldsa44 => false,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Signing and verification per curve, following octez (see the parent module):
-//! Ed25519 and ECDSA over `blake2b-256(data)`, ECDSA always low-S; BLS min-pk over
+//! Ed25519, ECDSA and ML-DSA-44 over `blake2b-256(data)`, ECDSA always low-S; BLS min-pk over
 //! `data` with the ciphersuite chosen by the signature version; BLS proofs of
 //! possession.
 
@@ -63,6 +63,22 @@ impl PublicKey {
                 };
                 bls_verify(&self.bytes, &sig.bytes, data, dst, aug)
             }
+            Curve::Mldsa44 => {
+                let Ok(encoded) = <&ml_dsa::EncodedVerifyingKey<ml_dsa::MlDsa44>>::try_from(
+                    self.bytes.as_slice(),
+                ) else {
+                    return false;
+                };
+                let Ok(s) = ml_dsa::Signature::<ml_dsa::MlDsa44>::try_from(sig.bytes.as_slice())
+                else {
+                    return false;
+                };
+                ml_dsa::VerifyingKey::<ml_dsa::MlDsa44>::decode(encoded).verify_with_context(
+                    &blake2b_256(data),
+                    MLDSA44_CONTEXT,
+                    &s,
+                )
+            }
         }
     }
 
@@ -91,11 +107,47 @@ fn bls_verify(pk: &[u8], sig: &[u8], msg: &[u8], dst: &[u8], aug: &[u8]) -> bool
     sig.verify(true, msg, dst, aug, &pk, true) == blst::BLST_ERROR::BLST_SUCCESS
 }
 
+/// The FIPS 204 context string of tz5 signatures: empty (`src/lib_ml_dsa/ml_dsa_44.ml`).
+pub const MLDSA44_CONTEXT: &[u8] = b"";
+
 impl SecretKey {
     /// Sign `data` (see the module docs). `version` only matters for BLS:
     /// 0 is refused, 1 is the augmented scheme, 2+ the proof-of-possession scheme.
+    /// (octez refuses tz5 below version 3; the request path checks that, see
+    /// `service::tezos::parse_version`.)
+    ///
+    /// tz5 signs with ML-DSA.Sign (FIPS 204 Algorithm 2, pure, empty context) in its
+    /// deterministic variant (rnd = 32 zero bytes) over `blake2b-256(data)`: octez signs hedged,
+    /// and a verifier cannot tell the two apart; the deterministic one gives the same signature
+    /// for the same bytes on every transport and instance.
+    ///
+    /// # Errors
+    /// [`SigningError::BlsNeedsVersion`] for BLS with version 0; [`SigningError::Backend`]
+    /// when a library refuses (not expected for valid keys), or for tz5 when the signature does
+    /// not verify under the key's public key (a corrupted imported key).
     pub fn sign(&self, data: &[u8], version: u8) -> Result<Signature, SigningError> {
         let bytes = match &self.secret {
+            Secret::Mldsa44(sk) => {
+                let digest = blake2b_256(data);
+                let sig = sk
+                    .key
+                    .sign_deterministic(&digest, MLDSA44_CONTEXT)
+                    .map_err(|_| SigningError::Backend(Curve::Mldsa44))?;
+                // octez checks no more than the length of an imported key, and palisade's load
+                // checks cannot cover t0 (which only the seed determines): every signature is
+                // verified under the public key before it leaves (about 0.1 ms).
+                let vk = ml_dsa::VerifyingKey::<ml_dsa::MlDsa44>::decode(
+                    self.public
+                        .bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| SigningError::Backend(Curve::Mldsa44))?,
+                );
+                if !vk.verify_with_context(&digest, MLDSA44_CONTEXT, &sig) {
+                    return Err(SigningError::Backend(Curve::Mldsa44));
+                }
+                sig.encode().to_vec()
+            }
             Secret::Ed25519(sk) => sk.sign(&blake2b_256(data)).to_bytes().to_vec(),
             Secret::Secp256k1(sk) => {
                 let sig: k256::ecdsa::Signature = sk
@@ -229,6 +281,8 @@ mod tests {
                     let proof2 = sk.prove_possession(Some(&pk)).unwrap();
                     assert_eq!(proof2, proof);
                 }
+                // Taquito has no tz5; octez's own tz5 key is tested in `tz5_tests`.
+                Curve::Mldsa44 => panic!("{name}: no tz5 vector expected in Taquito's file"),
             }
             // The generic form of the file's signature decodes to the same raw bytes.
             if let (Some(generic), Some(raw_hex)) = (
@@ -247,7 +301,7 @@ mod tests {
                 );
             }
         }
-        for c in Curve::ALL {
+        for c in Curve::ALL.into_iter().filter(|c| *c != Curve::Mldsa44) {
             assert!(
                 by_curve.get(&c).copied().unwrap_or(0) >= 1,
                 "no vector for {c}"

@@ -1,9 +1,9 @@
 //! `type: tezos-secret`: an octez secret key URI (`unencrypted:` or `encrypted:`), decoded
-//! into memory ([`MemoryTezosKey`]); tz1–tz4.
+//! into memory ([`MemoryTezosKey`]); tz1–tz5.
 //!
 //! ```yaml
 //! type: tezos-secret
-//! secretKey: encrypted:edesk…      # or unencrypted:edsk…|spsk…|p2sk…|BLsk…
+//! secretKey: encrypted:edesk…      # or unencrypted:edsk…|spsk…|p2sk…|BLsk…|mdsk…
 //! passwordFile: baker.password      # only for encrypted keys
 //! policy: { allow: [block, preattestation, attestation] }
 //! ```

@@ -268,9 +268,9 @@ fn key_type(curve: Curve) -> Result<KeyType, HsmError> {
     Ok(match curve {
         Curve::Ed25519 => KeyType::EC_EDWARDS,
         Curve::Secp256k1 | Curve::P256 => KeyType::EC,
-        Curve::Bls => {
+        Curve::Bls | Curve::Mldsa44 => {
             ec_params_of(curve)?;
-            unreachable!("ec_params_of refuses BLS")
+            unreachable!("ec_params_of refuses BLS and ML-DSA-44")
         }
     })
 }

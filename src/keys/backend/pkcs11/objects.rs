@@ -53,7 +53,7 @@ pub fn curve_of_ec_params(params: &[u8]) -> Option<Curve> {
 /// The `CKA_EC_PARAMS` value palisade writes for a curve.
 ///
 /// # Errors
-/// A message for BLS, which no HSM computes.
+/// A message for BLS and ML-DSA-44, which palisade's HSM backend does not hold.
 pub fn ec_params_of(curve: Curve) -> Result<&'static [u8], HsmError> {
     match curve {
         Curve::Ed25519 => Ok(EC_PARAMS_ED25519),
@@ -61,6 +61,11 @@ pub fn ec_params_of(curve: Curve) -> Result<&'static [u8], HsmError> {
         Curve::P256 => Ok(EC_PARAMS_P256),
         Curve::Bls => Err(HsmError::Config(
             "BLS (tz4) keys cannot be held in a PKCS#11 HSM; keep them in a keystore".into(),
+        )),
+        Curve::Mldsa44 => Err(HsmError::Config(
+            "ML-DSA-44 (tz5) keys cannot be held in a PKCS#11 HSM (PKCS#11 3.2's CKM_ML_DSA is \
+             not supported here); keep them in a tezos-secret key config"
+                .into(),
         )),
     }
 }
@@ -199,6 +204,7 @@ mod tests {
             );
         }
         assert!(ec_params_of(Curve::Bls).is_err());
+        assert!(ec_params_of(Curve::Mldsa44).is_err());
         assert_eq!(
             curve_of_ec_params(EC_PARAMS_ED25519_NAME),
             Some(Curve::Ed25519)

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::octez::{self, Conn, pkh21};
-use common::{Backend, Server, fresh_db, tezos_attestation, vector};
+use common::{Backend, Server, fresh_db, tezos_attestation, tezos_transfer, vector};
 use palisade::crypto::tezos::{Curve, PublicKey, SecretKey, Signature, blake2b_256};
 use serde_json::Value;
 
@@ -66,21 +66,6 @@ fn write_keys(dir: &Path, v: &Value) -> [String; 4] {
         pkhs.push(SecretKey::from_b58(sk).unwrap().public_key().pkh_b58());
     }
     pkhs.try_into().unwrap()
-}
-
-/// A generic operation (magic 0x03): one transaction of `amount` mutez from `source` to
-/// itself.
-fn generic_transfer(source: &[u8; 21], amount: u8) -> Vec<u8> {
-    let mut b = vec![0x03];
-    b.extend_from_slice(&[0x44; 32]);
-    b.push(108);
-    b.extend_from_slice(source);
-    b.extend_from_slice(&[0xe8, 0x07, 0x01, 0xa0, 0x1f, 0x00]);
-    b.push(amount & 0x7f);
-    b.push(0x00);
-    b.extend_from_slice(source);
-    b.push(0x00);
-    b
 }
 
 fn http_signature(server: &Server, pkh: &str, data: &[u8], query: &str) -> (u16, Vec<u8>) {
@@ -203,7 +188,7 @@ fn every_request_tag_over_tcp_and_unix_matches_the_vectors_and_http() {
 
         // Sign: the same bytes give the HTTP listener's signature, for every curve.
         for (i, pkh) in pkhs.iter().enumerate() {
-            let data = generic_transfer(&bins[i], if scheme == "tcp" { 1 } else { 2 });
+            let data = tezos_transfer(&bins[i], if scheme == "tcp" { 1 } else { 2 });
             for version in [3u8, 1] {
                 if version == 1 && i != 3 {
                     continue;
@@ -238,7 +223,7 @@ fn every_request_tag_over_tcp_and_unix_matches_the_vectors_and_http() {
             .call(&octez::sign(
                 &unknown,
                 3,
-                &generic_transfer(&unknown, 1),
+                &tezos_transfer(&unknown, 1),
                 None,
             ))
             .error();
@@ -342,7 +327,7 @@ fn authentication_is_required_over_the_socket_when_configured() {
     want.extend_from_slice(&pkh21(&authorized.public_key().pkh_b58()));
     assert_eq!(hex::encode(listed), hex::encode(want));
 
-    let data = generic_transfer(&tz1, 3);
+    let data = tezos_transfer(&tz1, 3);
     let auth = |sk: &SecretKey, data: &[u8]| {
         sk.sign(&octez::to_sign(&tz1, data), 0)
             .unwrap()

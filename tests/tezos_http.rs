@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::{
     Backend, Server, client, fresh_db, tezos_attestation as attestation, tezos_block as block,
-    vector,
+    tezos_transfer, vector,
 };
 use palisade::chain::tezos::authentication_message;
 use palisade::chain::tezos::payload::ConsensusKind;
@@ -28,20 +28,6 @@ fn write_tezos_key(dir: &Path, name: &str, secret_key: &str, policy: Option<&str
         }
     }
     std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
-}
-
-/// A generic operation (magic 0x03): one transaction of 1 mutez from `source` to itself.
-fn generic_transfer(source: [u8; 21]) -> String {
-    let mut b = vec![0x03];
-    b.extend_from_slice(&[0x44; 32]); // branch
-    b.push(108); // transaction
-    b.extend_from_slice(&source);
-    b.extend_from_slice(&[0xe8, 0x07, 0x01, 0xa0, 0x1f, 0x00]); // fee, counter, gas, storage
-    b.push(0x01); // amount
-    b.push(0x00); // implicit destination
-    b.extend_from_slice(&source);
-    b.push(0x00); // no parameters
-    hex::encode(b)
 }
 
 fn json(body: &str) -> Value {
@@ -126,7 +112,10 @@ fn vectors_sign_over_http() {
         // The file's payload (0x03 0x1234) is not a decodable operation, which palisade
         // refuses; a well-formed transfer is signed instead and compared with the in-process
         // signature of the same key (checked byte-exact against the file in crypto::tezos).
-        let bytes = generic_transfer(palisade::crypto::tezos::decode_pkh_bytes(pkh).unwrap());
+        let bytes = hex::encode(tezos_transfer(
+            &palisade::crypto::tezos::decode_pkh_bytes(pkh).unwrap(),
+            1,
+        ));
         let (status, body) = server.tezos_sign(pkh, &bytes, "");
         assert_eq!(status, 200, "{name}: {body}");
         let sig = signature_b58(&body);

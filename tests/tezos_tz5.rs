@@ -11,8 +11,8 @@ mod common;
 
 use std::path::Path;
 
-use common::Server;
 use common::octez::{self, Conn, pkh21};
+use common::{Server, tezos_transfer};
 use libcrux_ml_dsa::ml_dsa_44 as octez_mldsa;
 use palisade::crypto::tezos::{Curve, PublicKey, SecretKey, Signature, blake2b_256};
 use serde_json::Value;
@@ -20,20 +20,6 @@ use serde_json::Value;
 fn octez_mdsk() -> String {
     let path = common::repo_dir().join("tests/vectors/tz5/octez_hardcoded_mdsk.txt");
     std::fs::read_to_string(path).unwrap().trim().to_string()
-}
-
-/// A generic operation (magic 0x03): one transaction of `amount` mutez from `source` to itself.
-fn transfer(source: &[u8; 21], amount: u8) -> Vec<u8> {
-    let mut b = vec![0x03];
-    b.extend_from_slice(&[0x44; 32]);
-    b.push(108);
-    b.extend_from_slice(source);
-    b.extend_from_slice(&[0xe8, 0x07, 0x01, 0xa0, 0x1f, 0x00]);
-    b.push(amount & 0x7f);
-    b.push(0x00);
-    b.extend_from_slice(source);
-    b.push(0x00);
-    b
 }
 
 /// Whether octez's ML-DSA code accepts `sig` over `data` (blake2b-256, empty context).
@@ -119,7 +105,7 @@ fn tz5_keys_sign_over_http_and_answer_over_the_socket() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(json(&body)["public_key"], pk.to_b58());
 
-        let data = transfer(&pkh21(&pkh), 5);
+        let data = tezos_transfer(&pkh21(&pkh), 5);
         let auth = client
             .sign(&octez::to_sign(&pkh21(&pkh), &data), 3)
             .unwrap()
@@ -147,7 +133,7 @@ fn tz5_keys_sign_over_http_and_answer_over_the_socket() {
         // Without, or with a wrong, authentication.
         let (status, _) = server.tezos_sign(&pkh, &hex::encode(&data), "");
         assert_eq!(status, 401);
-        let other = transfer(&pkh21(&pkh), 6);
+        let other = tezos_transfer(&pkh21(&pkh), 6);
         let (status, _) = server.tezos_sign(&pkh, &hex::encode(&other), &query);
         assert_eq!(status, 403);
         // Policy: Michelson data (0x05) is not in `allow`.
@@ -195,7 +181,7 @@ fn tz5_keys_sign_over_http_and_answer_over_the_socket() {
         );
         // Sign's `pkh_encoding` (signer_messages.ml) has no tz5 case: octez cannot send one,
         // and palisade refuses the bytes as malformed.
-        let data = transfer(&tz5, 5);
+        let data = tezos_transfer(&tz5, 5);
         let msg = c.call(&octez::sign(&tz5, 3, &data, Some(&auth))).error();
         assert!(msg.contains("malformed"), "{msg}");
     }

@@ -591,6 +591,21 @@ pub fn taquito(mode: &str, arg: &Value) -> Value {
     })
 }
 
+/// A generic operation (magic 0x03): one transaction of `amount` mutez (below 128) from `source`
+/// (a 21-byte binary pkh) to itself, on branch `44…44`.
+pub fn tezos_transfer(source: &[u8; 21], amount: u8) -> Vec<u8> {
+    let mut b = vec![0x03];
+    b.extend_from_slice(&[0x44; 32]); // branch
+    b.push(108); // transaction
+    b.extend_from_slice(source);
+    b.extend_from_slice(&[0xe8, 0x07, 0x01, 0xa0, 0x1f, 0x00]); // fee, counter, gas, storage
+    b.push(amount & 0x7f);
+    b.push(0x00); // implicit destination
+    b.extend_from_slice(source);
+    b.push(0x00); // no parameters
+    b
+}
+
 /// A Tenderbake block header (magic 0x11) at `level`/`round`.
 pub fn tezos_block(chain: [u8; 4], level: u32, round: u32, fill: u8) -> String {
     let mut b = vec![0x11];

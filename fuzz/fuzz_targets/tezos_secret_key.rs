@@ -8,9 +8,12 @@
 //!   (`tests/vectors/tz5/octez_hardcoded_mdsk.txt`) from an offset given by its first two
 //!   bytes, so that inputs land near a valid key rather than on the first length check.
 //!
-//! Invariants: no panic; an accepted key re-encodes to the same bytes, reads back from its
-//! base58 form to the same public key, and signs what its public key verifies (and rejects
-//! for other bytes); an error names no part of the input.
+//! Invariants: no panic; an accepted key re-encodes to the same bytes and reads back from its
+//! base58 form to the same public key; a signature it returns verifies under its public key
+//! (and not for other bytes); an error names no part of the input. Only tz5 may refuse to sign
+//! with an accepted key: a corrupted t0 (which only the seed determines, and which no load
+//! check can see) makes some signatures fail the verification every tz5 signature passes
+//! before release, and those are refused (`fuzz/regressions/tezos_secret_key/`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -50,9 +53,13 @@ fn check(curve: Curve, raw: &[u8]) {
                 assert_eq!(base58::decode(Prefix::Mldsa44SecretKey, &b58).unwrap(), raw);
             }
             let version = if curve == Curve::Mldsa44 { 3 } else { 2 };
-            let sig = sk.sign(b"\x03fuzz", version).expect("an accepted key signs");
-            assert!(sk.public_key().verify(b"\x03fuzz", &sig, version));
-            assert!(!sk.public_key().verify(b"\x03fuzy", &sig, version));
+            match sk.sign(b"\x03fuzz", version) {
+                Ok(sig) => {
+                    assert!(sk.public_key().verify(b"\x03fuzz", &sig, version));
+                    assert!(!sk.public_key().verify(b"\x03fuzy", &sig, version));
+                }
+                Err(e) => assert_eq!(curve, Curve::Mldsa44, "{curve} key refused to sign: {e}"),
+            }
         }
         Err(e) => {
             let text = format!("{e} {e:?}");

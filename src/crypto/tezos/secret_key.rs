@@ -137,7 +137,9 @@ impl SecretKey {
     /// 1312-byte public key (`src/lib_crypto/mldsa44.ml`, `Secret_key`). octez checks only the
     /// length; palisade also checks that s1 and s2 are in range, that the public key is the one
     /// the secret key derives, and that a signature made with it verifies under that public
-    /// key (which checks tr, the public key's hash inside the secret key).
+    /// key (which checks tr, the public key's hash inside the secret key). t0 cannot be checked
+    /// without the seed; a key whose t0 is corrupted makes some signatures that do not verify,
+    /// and [`SecretKey::sign`] refuses those.
     fn mldsa44_from_raw(bytes: &[u8]) -> Result<Self, KeyError> {
         let expected = Curve::Mldsa44.secret_key_prefix().raw_len();
         if bytes.len() != expected {

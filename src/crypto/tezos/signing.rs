@@ -134,8 +134,9 @@ impl SecretKey {
                     .sign_deterministic(&digest, MLDSA44_CONTEXT)
                     .map_err(|_| SigningError::Backend(Curve::Mldsa44))?;
                 // octez checks no more than the length of an imported key, and palisade's load
-                // checks cannot cover t0 (which only the seed determines): every signature is
-                // verified under the public key before it leaves (about 0.1 ms).
+                // checks cannot cover t0 (the low part of A·s1 + s2: a corrupted t0 makes only
+                // some signatures invalid, and no crate here recomputes it without the seed):
+                // every signature is verified under the public key before it leaves.
                 let vk = ml_dsa::VerifyingKey::<ml_dsa::MlDsa44>::decode(
                     self.public
                         .bytes

@@ -148,6 +148,20 @@ fn tz5_keys_sign_over_http_and_answer_over_the_socket() {
             &format!("?authentication={auth05}"),
         );
         assert_eq!(status, 403, "{body}");
+        assert!(body.contains("policy"), "{body}");
+        // A block, though the policy allows blocks: tz5 cannot be a consensus key.
+        let block = hex::decode(common::tezos_block([0x7a, 0x06, 0xa7, 0x70], 10, 0, 1)).unwrap();
+        let auth_block = client
+            .sign(&octez::to_sign(&pkh21(&pkh), &block), 3)
+            .unwrap()
+            .to_b58();
+        let (status, body) = server.tezos_sign(
+            &pkh,
+            &hex::encode(&block),
+            &format!("?authentication={auth_block}"),
+        );
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("consensus key"), "{body}");
     }
 
     // The binary protocol: `Signature.Public_key_hash` (V3) has tag 4 for tz5, so every

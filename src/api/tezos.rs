@@ -47,7 +47,7 @@ pub use crate::service::tezos::{AuthorizedKeys, DEFAULT_SIGNATURE_VERSION};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Longest raw query string accepted (bytes, before percent-decoding): 4 KiB; longer is 414.
-/// The longest legitimate one, `authentication=<mdsig…>&version=N`, is 3,342 bytes.
+/// The longest legitimate one, `authentication=<mdsig…>&version=NNN`, is 3,343 bytes.
 pub const MAX_QUERY_BYTES: usize = 4096;
 
 /// Longest `authentication` value accepted: 3,400 characters. Base58 Tezos signatures are 96
@@ -500,9 +500,14 @@ mod tests {
         assert_eq!(status(check(&pkh, Some(&by_bls))), None);
         let by_tz5 = tz5.sign(&message, 3).unwrap().to_b58();
         assert_eq!(status(check(&pkh, Some(&by_tz5))), None);
-        // The same tz5 signature over other bytes is refused.
+        // The same tz5 signature over other bytes is refused, and so is any `mdsig…` where no
+        // authorized key is tz5 (refused before it is decoded).
         assert_eq!(
             status(authenticate(&authorized, &pkh, &[0x13, 9], Some(&by_tz5))),
+            Some(403)
+        );
+        assert_eq!(
+            status(authenticate(&authorized[..2], &pkh, &data, Some(&by_tz5))),
             Some(403)
         );
         assert_eq!(status(check(&pkh, None)), Some(401));

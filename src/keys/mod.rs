@@ -62,7 +62,7 @@ pub struct LoadError {
 pub struct KeyInfo {
     /// The key's chain.
     pub chain: Chain,
-    /// `0x` + 96 hex characters (eth2) or the public key hash `tz1…`–`tz4…` (Tezos).
+    /// `0x` + 96 hex characters (eth2) or the public key hash `tz1…`–`tz5…` (Tezos).
     pub key: String,
     /// Tezos only: the base58 public key (`edpk…`, `sppk…`, `p2pk…`, `BLpk…`).
     pub public_key: Option<String>,
@@ -101,7 +101,7 @@ pub struct KeySources {
 }
 
 /// The loaded keys: eth2 keys by 48-byte public key, Tezos keys by public key hash
-/// (`tz1…`–`tz4…`), and the files that failed.
+/// (`tz1…`–`tz5…`), and the files that failed.
 #[derive(Default)]
 pub struct KeyRegistry {
     keys: HashMap<[u8; 48], Arc<dyn Signer>>,
@@ -222,7 +222,7 @@ impl KeyRegistry {
         r
     }
 
-    /// The Tezos key with this public key hash (`tz1…`–`tz4…`).
+    /// The Tezos key with this public key hash (`tz1…`–`tz5…`).
     pub fn tezos(&self, pkh: &str) -> Option<Arc<TezosKey>> {
         self.tezos.get(pkh).cloned()
     }

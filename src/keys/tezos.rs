@@ -16,7 +16,7 @@ pub use super::signer::TezosSigner;
 
 /// A loaded Tezos key: its signer, public key hash and policy.
 pub struct TezosKey {
-    /// `tz1…`–`tz4…`.
+    /// `tz1…`–`tz5…`.
     pub pkh: String,
     /// The signing backend.
     pub signer: Box<dyn TezosSigner>,

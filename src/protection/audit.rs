@@ -72,7 +72,7 @@ pub struct AuditEntry {
     /// The key's chain.
     pub chain: Chain,
     /// The key: `0x` + 96 hex characters (48-byte BLS public key) for eth2, the public key
-    /// hash (`tz1…`–`tz4…`) for Tezos.
+    /// hash (`tz1…`–`tz5…`) for Tezos.
     pub key: String,
     /// The message kind: the eth2 request `type` (`BLOCK_V2`, `ATTESTATION`, …) or the Tezos
     /// operation (`block`, `preattestation`, `attestation`, `generic_operation`, …).
@@ -219,7 +219,7 @@ pub struct AuditRow<'a> {
     pub time_ms: i64,
     /// `eth2` or `tezos`.
     pub chain: Chain,
-    /// `0x`-hex 48-byte BLS public key (eth2) or public key hash `tz1…`–`tz4…` (Tezos), as in
+    /// `0x`-hex 48-byte BLS public key (eth2) or public key hash `tz1…`–`tz5…` (Tezos), as in
     /// [`AuditEntry::key`].
     pub key: &'a str,
     /// The eth2 request `type` or the Tezos operation kind, as in [`AuditEntry::kind`].

@@ -16,7 +16,7 @@ pub struct TezosMark {
     pub round: u32,
     /// blake2b-256 of the bytes last signed (magic byte included).
     pub payload_hash: [u8; 32],
-    /// The signature released for them (raw bytes: 64, or 96 for BLS).
+    /// The signature released for them (raw bytes: 64, 96 for BLS, 2420 for ML-DSA-44).
     pub signature: Vec<u8>,
 }
 
@@ -25,7 +25,7 @@ pub struct TezosMark {
 pub struct TezosWatermarkRequest {
     /// Chain id (4 bytes, from the payload at offset 1).
     pub chain_id: [u8; 4],
-    /// Baker's public key hash, base58 (`tz1…`–`tz4…`).
+    /// Baker's public key hash, base58 (`tz1…`–`tz5…`).
     pub pkh: String,
     /// Block, preattestation or attestation.
     pub kind: ConsensusKind,
@@ -56,7 +56,7 @@ pub enum WatermarkDecision {
 pub struct WatermarkViolation {
     /// `block`, `preattestation` or `attestation`.
     pub kind: &'static str,
-    /// Baker's public key hash, base58 (`tz1…`–`tz4…`).
+    /// Baker's public key hash, base58 (`tz1…`–`tz5…`).
     pub pkh: String,
     /// Chain id, base58 (`Net…`).
     pub chain: String,

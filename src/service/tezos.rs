@@ -34,6 +34,9 @@ pub const DEFAULT_SIGNATURE_VERSION: u8 = 2;
 /// The first signature version with ML-DSA-44 (tz5) keys, octez's `Signature.V3`.
 pub const MLDSA44_SIGNATURE_VERSION: u8 = 3;
 
+/// Longest base58 signature of tz1–tz4 keys: `BLsig…`, 142 characters (with some margin).
+const MAX_SHORT_SIGNATURE_CHARS: usize = 150;
+
 /// Why a request got no signature. A transport maps each to its own answer (HTTP: 401, 403,
 /// 404, 400, 409, 503, 500).
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +92,7 @@ impl AuthorizedKeys {
         AuthorizedKeys { keys, pkhs }
     }
 
-    /// The authorized keys' public key hashes (base58, `tz1…`–`tz4…`), in file order.
+    /// The authorized keys' public key hashes (base58, `tz1…`–`tz5…`), in file order.
     pub fn pkhs(&self) -> &[String] {
         &self.pkhs
     }
@@ -110,8 +113,8 @@ enum Authentication {
 /// An authentication signature as a transport received it.
 #[derive(Debug, Clone, Copy)]
 pub enum AuthenticationInput<'a> {
-    /// Base58 (`edsig…`, `spsig1…`, `p2sig…`, `BLsig…` or the scheme-less `sig…`), as the
-    /// HTTP API's `authentication` query parameter carries it.
+    /// Base58 (`edsig…`, `spsig1…`, `p2sig…`, `BLsig…`, `mdsig…` or the scheme-less `sig…`), as
+    /// the HTTP API's `authentication` query parameter carries it.
     Base58(&'a str),
     /// Raw bytes, as the binary protocol carries them: 64 bytes (Ed25519, or ECDSA r‖s), 96
     /// (BLS) or 2420 (ML-DSA-44); octez's `Signature.V3` tells the kind by the length.
@@ -191,6 +194,14 @@ pub fn authenticate(
     let Ok(pkh_bytes) = decode_pkh_bytes(pkh) else {
         return Err(TezosSignError::BadAuthentication);
     };
+    // Base58 decoding is quadratic in the length: a string longer than every signature but
+    // `mdsig…` (3,316 characters) is decoded only when a tz5 key could have made it.
+    if let AuthenticationInput::Base58(s) = auth
+        && s.len() > MAX_SHORT_SIGNATURE_CHARS
+        && !authorized.iter().any(|pk| pk.curve() == Curve::Mldsa44)
+    {
+        return Err(TezosSignError::BadAuthentication);
+    }
     let auth = Authentication::from_input(auth).ok_or(TezosSignError::BadAuthentication)?;
     let message = authentication_message(&pkh_bytes, data);
     if authorized.iter().any(|pk| auth.is_by(pk, &message)) {
@@ -268,7 +279,7 @@ fn audit_kind(magic: u8) -> &'static str {
 
 /// One sign request as a transport decoded it.
 pub struct TezosSignRequest<'a> {
-    /// The key's public key hash (`tz1…`–`tz4…`), as the caller wrote it.
+    /// The key's public key hash (`tz1…`–`tz5…`), as the caller wrote it.
     pub pkh: &'a str,
     /// The bytes to sign, magic byte first.
     pub data: Vec<u8>,
@@ -361,6 +372,15 @@ impl TezosService<'_> {
                 "magic byte 0x{magic:02x} ({}) is not in this signer's allowed magic bytes",
                 magic_byte_name(magic).unwrap_or("unknown")
             ))
+        } else if curve == Curve::Mldsa44 && consensus.is_some() {
+            // Whatever the policy says: the protocol refuses tz5 delegates and consensus keys
+            // (025 `delegate_storage.ml`, `Tz5_cannot_be_a_delegate`), so such a signature can
+            // only be a mistake.
+            Some(
+                "a tz5 (ML-DSA-44) key cannot be a delegate or consensus key: it signs no block, \
+                  preattestation or attestation"
+                    .to_string(),
+            )
         } else {
             key.policy
                 .check(&parsed, &key.signer.public_key().pkh_bytes())

@@ -115,7 +115,8 @@ pub enum MessageError {
     /// A field runs past the end of the payload.
     #[error("signer request truncated: {0} needs more bytes than the message holds")]
     Truncated(&'static str),
-    /// A pkh tag outside 0..=4, or a tz4 Sign pkh whose inner tag is not 3.
+    /// A pkh tag outside 0..=4, a tz4 Sign pkh whose inner tag is not 3, or a Sign pkh with
+    /// tag 4 (tz5), which `signer_messages.ml`'s `pkh_encoding` has no case for.
     #[error("{what}: unknown public key hash tag {tag}")]
     BadPkhTag {
         /// The field.
@@ -272,9 +273,10 @@ pub fn decode_request(payload: &[u8]) -> Result<Request, MessageError> {
 /// One answer, before encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// Sign: the raw signature (64 bytes r‖s or Ed25519, 96 BLS), no tag, no length.
+    /// Sign: the raw signature (64 bytes r‖s or Ed25519, 96 BLS, 2420 ML-DSA-44), no tag, no
+    /// length.
     Signature(Vec<u8>),
-    /// Public_key: the key's tag (as its pkh's) and raw bytes (32, 33, 33 or 48).
+    /// Public_key: the key's tag (as its pkh's) and raw bytes (32, 33, 33, 48 or 1312).
     PublicKey(u8, Vec<u8>),
     /// Authorized_keys: `None` when no authentication is required, else the authorized pkhs.
     AuthorizedKeys(Option<Vec<PkhBytes>>),

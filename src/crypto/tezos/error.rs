@@ -52,6 +52,9 @@ pub enum SigningError {
     /// BLS signing needs signature version 1 or later.
     #[error("BLS signing requires signature version 1 or later, got version {0}")]
     BlsNeedsVersion(u8),
+    /// ML-DSA-44 (tz5) signing needs signature version 3 or later (octez's `Signature.V3`).
+    #[error("ML-DSA-44 (tz5) signing requires signature version 3 or later, got version {0}")]
+    Mldsa44NeedsVersion(u8),
     /// Proofs of possession exist only for BLS keys.
     #[error("proof of possession needs a BLS key, this key is {0}")]
     NotBls(Curve),

@@ -26,7 +26,9 @@ pub(super) enum Secret {
 
 /// A tz5 secret: the decoded FIPS 204 signing key and its 2560-byte `skEncode` form (octez
 /// keeps only that form, never the 32-byte seed, so palisade keeps it to write `mdsk…` back).
-/// Both zeroize on drop (ml-dsa's `zeroize` feature, [`Zeroizing`]).
+/// Both zeroize on drop (ml-dsa's `zeroize` feature, [`Zeroizing`]). The key (about 40 KiB
+/// with its NTT forms) is built by value and then boxed; the moved-from copy is not wiped
+/// (Rust gives no hook for that), as for the other curves' keys.
 pub(super) struct Mldsa44Secret {
     pub(super) key: ml_dsa::ExpandedSigningKey<ml_dsa::MlDsa44>,
     encoded: Zeroizing<Vec<u8>>,
@@ -71,8 +73,14 @@ impl fmt::Debug for SecretKey {
 impl SecretKey {
     /// Build from the raw bytes found inside the base58 form: an Ed25519 32-byte
     /// seed (or 64-byte seed || public key, checked); a 32-byte big-endian
-    /// secp256k1 / P-256 scalar; a 32-byte little-endian BLS scalar. Zero and
+    /// secp256k1 / P-256 scalar; a 32-byte little-endian BLS scalar; for ML-DSA-44 octez's
+    /// 3872 bytes, the 2560-byte FIPS 204 expanded key then the 1312-byte public key. Zero and
     /// out-of-range scalars are refused.
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidLength`]; [`KeyError::InvalidSecretKey`] for a zero or out-of-range
+    /// scalar, or a tz5 key that fails its checks (see `mldsa44_from_raw`);
+    /// [`KeyError::PublicKeyMismatch`] for a public key half that is not the secret's.
     pub fn from_raw(curve: Curve, bytes: &[u8]) -> Result<Self, KeyError> {
         let len_err = |expected| KeyError::InvalidLength {
             what: "secret key",
@@ -300,7 +308,9 @@ impl SecretKey {
                     let key =
                         ml_dsa::ExpandedSigningKey::<ml_dsa::MlDsa44>::from_seed((&*ikm).into());
                     #[allow(deprecated)]
-                    let encoded = Zeroizing::new(key.to_expanded().to_vec());
+                    let mut expanded = key.to_expanded();
+                    let encoded = Zeroizing::new(expanded.to_vec());
+                    expanded.zeroize();
                     Some(Secret::Mldsa44(Box::new(Mldsa44Secret { key, encoded })))
                 }
                 Curve::Bls => blst::min_pk::SecretKey::key_gen(ikm.as_slice(), &[])
@@ -361,10 +371,11 @@ mod tests {
             assert_eq!(sk.curve(), curve);
             let back = SecretKey::from_b58(&sk.to_b58()).unwrap();
             assert_eq!(back.public_key(), sk.public_key());
-            let sig = sk.sign(b"hello", 2).unwrap();
+            let version = if curve == Curve::Mldsa44 { 3 } else { 2 };
+            let sig = sk.sign(b"hello", version).unwrap();
             assert_eq!(sig.as_bytes().len(), curve.signature_len());
-            assert!(sk.public_key().verify(b"hello", &sig, 2));
-            assert!(!sk.public_key().verify(b"hellp", &sig, 2));
+            assert!(sk.public_key().verify(b"hello", &sig, version));
+            assert!(!sk.public_key().verify(b"hellp", &sig, version));
             let parsed = Signature::from_b58(&sig.to_b58()).unwrap();
             assert_eq!(parsed, sig);
             assert!(
@@ -373,7 +384,7 @@ mod tests {
                     .starts_with(curve.pkh_prefix().text())
             );
             let other = SecretKey::generate(curve);
-            assert!(!other.public_key().verify(b"hello", &sig, 2));
+            assert!(!other.public_key().verify(b"hello", &sig, version));
         }
     }
 

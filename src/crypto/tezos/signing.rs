@@ -111,10 +111,9 @@ fn bls_verify(pk: &[u8], sig: &[u8], msg: &[u8], dst: &[u8], aug: &[u8]) -> bool
 pub const MLDSA44_CONTEXT: &[u8] = b"";
 
 impl SecretKey {
-    /// Sign `data` (see the module docs). `version` only matters for BLS:
-    /// 0 is refused, 1 is the augmented scheme, 2+ the proof-of-possession scheme.
-    /// (octez refuses tz5 below version 3; the request path checks that, see
-    /// `service::tezos::parse_version`.)
+    /// Sign `data` (see the module docs). `version` matters for BLS (0 is refused, 1 is the
+    /// augmented scheme, 2+ the proof-of-possession scheme) and for ML-DSA-44 (below 3 is
+    /// refused: tz5 exists only in octez's `Signature.V3`).
     ///
     /// tz5 signs with ML-DSA.Sign (FIPS 204 Algorithm 2, pure, empty context) in its
     /// deterministic variant (rnd = 32 zero bytes) over `blake2b-256(data)`: octez signs hedged,
@@ -122,11 +121,15 @@ impl SecretKey {
     /// for the same bytes on every transport and instance.
     ///
     /// # Errors
-    /// [`SigningError::BlsNeedsVersion`] for BLS with version 0; [`SigningError::Backend`]
+    /// [`SigningError::BlsNeedsVersion`] for BLS with version 0;
+    /// [`SigningError::Mldsa44NeedsVersion`] for tz5 below version 3; [`SigningError::Backend`]
     /// when a library refuses (not expected for valid keys), or for tz5 when the signature does
     /// not verify under the key's public key (a corrupted imported key).
     pub fn sign(&self, data: &[u8], version: u8) -> Result<Signature, SigningError> {
         let bytes = match &self.secret {
+            Secret::Mldsa44(_) if version < 3 => {
+                return Err(SigningError::Mldsa44NeedsVersion(version));
+            }
             Secret::Mldsa44(sk) => {
                 let digest = blake2b_256(data);
                 let sig = sk

@@ -64,6 +64,11 @@ pub struct Metrics {
     /// `palisade_backend_call_errors_total{backend, operation}`: attempts that got no answer
     /// or an error status.
     pub backend_errors: IntCounterVec,
+    /// `palisade_request_stage_duration_seconds{chain, stage}`: time a signing request spends
+    /// in one stage of its path. Tezos consensus requests: `sign` (the key's signature),
+    /// `arrival_order_wait` (waiting for the earlier arrivals of the same high watermark to be
+    /// recorded), `record` (the high watermark and audit entry committed).
+    pub stage_duration: HistogramVec,
     /// `palisade_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
 }
@@ -172,6 +177,12 @@ impl Metrics {
                 "PKCS#11 calls that failed or timed out",
                 &["operation"],
             ),
+            stage_duration: histogram(
+                &r,
+                "palisade_request_stage_duration_seconds",
+                "Time a signing request spends in one stage of its path",
+                &["chain", "stage"],
+            ),
             backend_duration: histogram(
                 &r,
                 "palisade_backend_call_duration_seconds",
@@ -249,6 +260,13 @@ impl Metrics {
             .inc();
         self.request_duration
             .with_label_values(&[chain, kind])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records `elapsed` in `palisade_request_stage_duration_seconds{chain, stage}`.
+    pub fn stage(&self, chain: &str, stage: &str, elapsed: Duration) {
+        self.stage_duration
+            .with_label_values(&[chain, stage])
             .observe(elapsed.as_secs_f64());
     }
 

@@ -116,6 +116,7 @@ pub async fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
             magic_bytes: config.tezos.magic_bytes.clone(),
             allow_list_known_keys: config.tezos.allow_list_known_keys,
             authorized_keys,
+            order: Default::default(),
         })
     } else {
         None

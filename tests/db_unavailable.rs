@@ -277,6 +277,7 @@ fn tezos_outage_gives_503_and_moves_no_watermark() {
             magic_bytes: palisade::chain::tezos::payload::KNOWN_MAGIC_BYTES.to_vec(),
             allow_list_known_keys: false,
             authorized_keys: None,
+            order: Default::default(),
         };
         move |cfg: &mut actix_web::web::ServiceConfig| tezos::configure(state.clone())(cfg)
     });

@@ -211,6 +211,7 @@ fn serve_tezos(keys: Vec<TezosKey>, dir: &std::path::Path) -> String {
             magic_bytes: palisade::chain::tezos::payload::KNOWN_MAGIC_BYTES.to_vec(),
             allow_list_known_keys: false,
             authorized_keys: None,
+            order: Default::default(),
         };
         move |cfg: &mut actix_web::web::ServiceConfig| tezos::configure(state.clone())(cfg)
     })

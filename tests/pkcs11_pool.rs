@@ -102,6 +102,7 @@ fn session_pool_serves_concurrent_requests_and_recovers_from_closed_sessions() {
             magic_bytes: palisade::chain::tezos::payload::KNOWN_MAGIC_BYTES.to_vec(),
             allow_list_known_keys: false,
             authorized_keys: None,
+            order: Default::default(),
         };
         move |cfg: &mut actix_web::web::ServiceConfig| tezos::configure(state.clone())(cfg)
     });

@@ -39,6 +39,7 @@ use super::BodyError;
 use crate::crypto::tezos::PublicKey;
 use crate::keys::Keys;
 use crate::metrics::METRICS;
+use crate::protection::order::ArrivalOrder;
 use crate::protection::{ProtectionError, ProtectionStore};
 use crate::service::tezos::{AuthenticationInput, TezosService, TezosSignError, TezosSignRequest};
 pub use crate::service::tezos::{AuthorizedKeys, DEFAULT_SIGNATURE_VERSION};
@@ -77,6 +78,9 @@ pub struct TezosState {
     pub allow_list_known_keys: bool,
     /// `Some` when every signing request must be authenticated by one of these keys.
     pub authorized_keys: Option<Arc<AuthorizedKeys>>,
+    /// The arrival order of consensus requests per high watermark, shared by the HTTP and
+    /// binary transports (a clone of the state shares it).
+    pub order: Arc<ArrivalOrder>,
 }
 
 impl TezosState {
@@ -88,6 +92,7 @@ impl TezosState {
             store: self.store.as_ref(),
             magic_bytes: &self.magic_bytes,
             authorized_keys: self.authorized_keys.as_deref(),
+            order: &self.order,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod interchange;
+pub mod order;
 pub mod outcome;
 pub mod postgres;
 pub mod release;

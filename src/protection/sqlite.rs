@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -24,6 +24,7 @@ use super::audit::{AuditEntry, db_int};
 use super::interchange::PreparedImport;
 use super::rules::{self, Decision, HighWatermark, LowWatermarks, SignedAttestation, SignedBlock};
 use super::sql::store::{Eth2Record, SqlStore};
+use super::sql::tezos_commit::{TezosAnswer, TezosBatchFn, TezosGroupCommit, TezosRecord};
 use super::sql::{self, Keep, Sql, rows};
 use super::watermark::{TezosWatermarkRequest, WatermarkDecision};
 use super::{ImportSummary, ProtectedMessage, ProtectionError, PruneSummary, check_root, to_db};
@@ -74,7 +75,9 @@ pub struct SqliteStore {
     bound_root: OnceLock<[u8; 32]>,
     /// Serialises this process's writers in FIFO order before `BEGIN IMMEDIATE`, so they queue
     /// here instead of in SQLite's busy handler (which sleeps with back-off and ruins tail latency).
-    writer: tokio::sync::Mutex<()>,
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Tezos check-and-record requests share `BEGIN IMMEDIATE` transactions, under `writer`.
+    tezos_commit: TezosGroupCommit,
 }
 
 /// The writer lock of a [`SqliteStore`], held while its transaction is open.
@@ -108,11 +111,16 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         Sqlite::migrate(&MIGRATOR, &pool).await?;
+        let writer = Arc::new(tokio::sync::Mutex::new(()));
+        let batch_pool = pool.clone();
+        let batch: TezosBatchFn =
+            Arc::new(move |records| Box::pin(tezos_batch(batch_pool.clone(), records)));
         Ok(SqliteStore {
             pool,
             validator_ids: RwLock::new(HashMap::new()),
             bound_root: OnceLock::new(),
-            writer: tokio::sync::Mutex::new(()),
+            tezos_commit: TezosGroupCommit::new(batch, Some(writer.clone()), "sqlite_group_commit"),
+            writer,
         })
     }
 
@@ -329,13 +337,14 @@ impl SqlStore for SqliteStore {
         result
     }
 
+    /// Group commit ([`TezosGroupCommit`]): concurrent Tezos requests share one `BEGIN
+    /// IMMEDIATE` transaction and one WAL fsync, decided in the order they joined.
     async fn record_tezos(
         &self,
         request: &TezosWatermarkRequest,
         audit: &AuditEntry,
     ) -> Result<WatermarkDecision, ProtectionError> {
-        let (_writer, tx) = self.write().await?;
-        Sqlite::tezos_record(tx, request, audit).await?
+        self.tezos_commit.record(request, audit).await
     }
 
     async fn append_entry(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
@@ -408,4 +417,21 @@ impl SqlStore for SqliteStore {
         let _writer = self.writer.lock().await;
         Sqlite::set_high_watermark(&self.pool, high).await
     }
+}
+
+/// The SQLite Tezos group commit's transaction (run under the writer lock): `BEGIN
+/// IMMEDIATE`, each record's check-and-record ([`Sql::tezos_record_in`]) in order, one
+/// commit. Any database error rolls the whole transaction back (the `Transaction` drops
+/// uncommitted).
+async fn tezos_batch(
+    pool: SqlitePool,
+    records: Arc<[TezosRecord]>,
+) -> Result<Vec<TezosAnswer>, sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut answers = Vec::with_capacity(records.len());
+    for (request, audit) in records.iter() {
+        answers.push(Sqlite::tezos_record_in(&mut tx, request, audit).await?);
+    }
+    tx.commit().await?;
+    Ok(answers)
 }

@@ -23,6 +23,7 @@ use crate::keys::tezos::TezosKey;
 use crate::keys::{BackendError, Keys};
 use crate::metrics::METRICS;
 use crate::protection::audit::AuditEntry;
+use crate::protection::order::{ArrivalOrder, MarkKey};
 use crate::protection::release::{self, Committed, Pending, ReleaseError};
 use crate::protection::watermark::{TezosWatermarkRequest, WatermarkDecision};
 use crate::protection::{ProtectionError, ProtectionStore};
@@ -302,6 +303,9 @@ pub struct TezosService<'a> {
     pub magic_bytes: &'a [u8],
     /// `Some` when every signing request must be authenticated by one of these keys.
     pub authorized_keys: Option<&'a AuthorizedKeys>,
+    /// The arrival order of the consensus requests of each high watermark, shared by every
+    /// transport of this process ([`ArrivalOrder`]).
+    pub order: &'a Arc<ArrivalOrder>,
 }
 
 impl TezosService<'_> {
@@ -398,12 +402,31 @@ impl TezosService<'_> {
             }
             return Err(TezosSignError::Policy(reason));
         }
+        // The request's place among the consensus requests of its high watermark, taken
+        // before signing: every step above is synchronous, so this is the order in which
+        // requests entered the service, on every transport. Signing then runs in parallel;
+        // the record waits for the earlier arrivals (`Place::wait_turn`), so a later level
+        // that finished signing first cannot move the mark under an earlier one.
+        let mut place = consensus.as_ref().map(|c| {
+            self.order.reserve(MarkKey {
+                chain_id: c.chain_id,
+                pkh: key.pkh.clone(),
+                kind: c.kind,
+            })
+        });
         let data = Arc::new(data);
         let (signer_key, to_sign) = (key.clone(), data.clone());
+        let t = Instant::now();
         let signature = dispatch::run(key.signer.execution(), "sign", move || async move {
             signer_key.signer.sign(&to_sign, version).await
         })
         .await?;
+        if let Some(place) = place.as_mut() {
+            METRICS.stage("tezos", "sign", t.elapsed());
+            let t = Instant::now();
+            place.wait_turn().await;
+            METRICS.stage("tezos", "arrival_order_wait", t.elapsed());
+        }
         let (pending, proof): (Pending<Signature>, Committed) = match consensus {
             None => {
                 // No high watermark: the audit entry alone is committed before release.
@@ -425,6 +448,9 @@ impl TezosService<'_> {
                 let t = Instant::now();
                 let decided =
                     release::tezos_check_and_record(self.store, &request, audit, digest).await;
+                METRICS.stage("tezos", "record", t.elapsed());
+                // Recorded (or refused): the next arrival of this mark may go.
+                drop(place);
                 METRICS.db_call(
                     "tezos_check_and_record",
                     t.elapsed(),

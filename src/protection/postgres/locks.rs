@@ -24,14 +24,19 @@ fn tezos_lock_key(request: &TezosWatermarkRequest) -> i32 {
     i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
-/// Takes the advisory lock of the request's Tezos mark until the transaction ends.
-pub(super) async fn lock_tezos_mark(
+/// Takes the advisory locks of the marks of `requests` in ascending key order (the order
+/// every batch uses, so that batches of different instances cannot deadlock) until the
+/// transaction ends. A mark that appears twice is locked once.
+pub(super) async fn lock_tezos_marks<'a>(
     conn: &mut PgConnection,
-    request: &TezosWatermarkRequest,
+    requests: impl Iterator<Item = &'a TezosWatermarkRequest>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+    let mut keys: Vec<i32> = requests.map(tezos_lock_key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query("SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k ORDER BY k")
         .bind(TEZOS_LOCK_CLASS)
-        .bind(tezos_lock_key(request))
+        .bind(&keys)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -30,11 +30,12 @@ use super::audit::AuditEntry;
 use super::interchange::PreparedImport;
 use super::rules::{Decision, HighWatermark};
 use super::sql::store::{Eth2Record, SqlStore};
+use super::sql::tezos_commit::{TezosAnswer, TezosBatchFn, TezosGroupCommit, TezosRecord};
 use super::sql::{self, Keep, Sql};
 use super::watermark::{TezosWatermarkRequest, WatermarkDecision};
 use super::{ImportSummary, ProtectedMessage, ProtectionError, PruneSummary, check_root, to_db};
 use group_commit::Job;
-use locks::{lock_tezos_mark, lock_validators, retrying};
+use locks::{lock_tezos_marks, lock_validators, retrying};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -45,6 +46,8 @@ pub struct PostgresStore {
     bound_root: Arc<OnceLock<[u8; 32]>>,
     /// Check-and-record jobs for the group-commit workers.
     queue: mpsc::UnboundedSender<Job>,
+    /// Tezos check-and-record requests share transactions ([`tezos_batch`]).
+    tezos_commit: TezosGroupCommit,
 }
 
 impl PostgresStore {
@@ -78,11 +81,15 @@ impl PostgresStore {
                 jobs.clone(),
             ));
         }
+        let batch_pool = pool.clone();
+        let batch: TezosBatchFn =
+            Arc::new(move |records| Box::pin(tezos_batch(batch_pool.clone(), records)));
         Ok(PostgresStore {
             pool,
             validator_ids: Arc::new(RwLock::new(HashMap::new())),
             bound_root,
             queue,
+            tezos_commit: TezosGroupCommit::new(batch, None, "postgres_group_commit"),
         })
     }
 
@@ -254,13 +261,7 @@ impl SqlStore for PostgresStore {
         request: &TezosWatermarkRequest,
         audit: &AuditEntry,
     ) -> Result<WatermarkDecision, ProtectionError> {
-        retrying(|| async {
-            // Any early return drops `tx`, which rolls back: nothing is written on error.
-            let mut tx = self.pool.begin().await?;
-            lock_tezos_mark(&mut tx, request).await?;
-            Postgres::tezos_record(tx, request, audit).await
-        })
-        .await?
+        self.tezos_commit.record(request, audit).await
     }
 
     async fn append_entry(&self, entry: &AuditEntry) -> Result<(), ProtectionError> {
@@ -322,4 +323,25 @@ impl SqlStore for PostgresStore {
     ) -> Result<(), ProtectionError> {
         Postgres::set_high_watermark(&self.pool, high).await
     }
+}
+
+/// The PostgreSQL Tezos group commit's transaction: the advisory locks of every mark of the
+/// batch (ascending), each record's check-and-record ([`Sql::tezos_record_in`]) in order,
+/// one commit; retried whole on a serialisation failure or deadlock. Any other database
+/// error rolls the whole transaction back (the `Transaction` drops uncommitted).
+async fn tezos_batch(
+    pool: PgPool,
+    records: Arc<[TezosRecord]>,
+) -> Result<Vec<TezosAnswer>, sqlx::Error> {
+    retrying(|| async {
+        let mut tx = pool.begin().await?;
+        lock_tezos_marks(&mut tx, records.iter().map(|(request, _)| request)).await?;
+        let mut answers = Vec::with_capacity(records.len());
+        for (request, audit) in records.iter() {
+            answers.push(Postgres::tezos_record_in(&mut tx, request, audit).await?);
+        }
+        tx.commit().await?;
+        Ok(answers)
+    })
+    .await
 }

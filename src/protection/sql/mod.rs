@@ -17,6 +17,7 @@
 pub(crate) mod queries;
 pub(crate) mod rows;
 pub(crate) mod store;
+pub(crate) mod tezos_commit;
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 
@@ -384,17 +385,21 @@ where
         row.map(rows::mark_of).transpose()
     }
 
-    /// The Tezos check-and-record in `tx`, which the caller opened under its lock for the
-    /// request's mark: reads the mark, decides, records a new mark when the request is
-    /// strictly above it, writes `audit` (`signed`, or `refused` with the violation) and
-    /// commits.
+    /// One request's Tezos check-and-record inside `tx`, without committing: reads the mark
+    /// (so it sees what earlier requests of the same transaction wrote), decides, records a
+    /// new mark when the request is strictly above it, and writes `audit` (`signed`, or
+    /// `refused` with the violation). A corrupt mark writes nothing. The caller holds the
+    /// lock of the request's mark (SQLite's writer lock, PostgreSQL's advisory lock);
+    /// several requests share one transaction (the Tezos group commit, [`tezos_commit`]),
+    /// and their answers hold only once the caller committed it.
     ///
-    /// The outer `Err` is a database error (nothing written; PostgreSQL retries the
-    /// retryable ones); the inner result is the answer: the decision, or
-    /// [`ProtectionError::Watermark`] (refusal audited and committed) or
-    /// [`ProtectionError::Unavailable`] for a corrupt mark (nothing written).
-    async fn tezos_record(
-        mut tx: Transaction<'_, Self>,
+    /// # Errors
+    /// The outer `Err` is a database error: the caller must roll back and answer every
+    /// request of the transaction as unavailable. The inner result is the request's answer:
+    /// the decision, or [`ProtectionError::Watermark`] (refusal audited in `tx`) or
+    /// [`ProtectionError::Unavailable`] for a corrupt mark.
+    async fn tezos_record_in(
+        tx: &mut Transaction<'_, Self>,
         request: &TezosWatermarkRequest,
         audit: &AuditEntry,
     ) -> Result<Result<WatermarkDecision, ProtectionError>, sqlx::Error> {
@@ -402,9 +407,8 @@ where
             .bind(request.chain_id.as_slice())
             .bind(request.pkh.as_str())
             .bind(request.kind.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
-        // Any early return drops `tx`, which rolls back: nothing is written.
         let mark = match row.map(rows::mark_of).transpose() {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
@@ -412,10 +416,8 @@ where
         let decision = match watermark::check(mark.as_ref(), request) {
             Ok(d) => d,
             Err(v) => {
-                // Nothing else was written in this transaction: the refusal's entry goes in it.
                 let v = ProtectionError::from(v);
-                Self::insert_audit(&mut tx, &[audit.clone().refused(v.to_string())]).await?;
-                tx.commit().await?;
+                Self::insert_audit(tx, &[audit.clone().refused(v.to_string())]).await?;
                 return Ok(Err(v));
             }
         };
@@ -428,11 +430,10 @@ where
                 .bind(i64::from(request.round))
                 .bind(request.payload_hash.as_slice())
                 .bind(request.signature.as_slice())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        Self::insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        tx.commit().await?;
+        Self::insert_audit(tx, std::slice::from_ref(audit)).await?;
         Ok(Ok(decision))
     }
 

@@ -119,7 +119,12 @@ impl SqliteStore {
             pool,
             validator_ids: RwLock::new(HashMap::new()),
             bound_root: OnceLock::new(),
-            tezos_commit: TezosGroupCommit::new(batch, Some(writer.clone()), "sqlite_group_commit"),
+            tezos_commit: TezosGroupCommit::new(
+                batch,
+                Some(writer.clone()),
+                "sqlite_group_commit",
+                1,
+            ),
             writer,
         })
     }

@@ -89,7 +89,13 @@ impl PostgresStore {
             validator_ids: Arc::new(RwLock::new(HashMap::new())),
             bound_root,
             queue,
-            tezos_commit: TezosGroupCommit::new(batch, None, "postgres_group_commit"),
+            // Up to a quarter of the pool in flight (1 to 4 transactions).
+            tezos_commit: TezosGroupCommit::new(
+                batch,
+                None,
+                "postgres_group_commit",
+                (max_connections / 4).clamp(1, 4) as usize,
+            ),
         })
     }
 

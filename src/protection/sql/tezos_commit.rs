@@ -1,6 +1,10 @@
 //! Tezos group commit, the same on both stores: concurrent check-and-record requests wait in
-//! one queue, and one drain task at a time commits everything queued (up to
-//! [`MAX_TEZOS_BATCH`] requests) in one transaction, so they share one WAL flush. The store
+//! one queue, and a drain task commits everything queued (up to [`MAX_TEZOS_BATCH`]
+//! requests) in one transaction, so they share one WAL flush. SQLite has one drain at a time;
+//! PostgreSQL up to [`TezosGroupCommit::new`]'s `max_drains`, on their own connections, so
+//! one batch's round trips overlap the next. Two batches in flight never hold requests of
+//! the same mark from this process: the service hands a mark's next request over only after
+//! the previous one's record returned (`protection::order`). The store
 //! gives the transaction ([`TezosBatchFn`]): SQLite runs it under its writer lock with
 //! `BEGIN IMMEDIATE`; PostgreSQL takes the advisory locks of every mark of the batch in
 //! ascending key order and retries serialisation failures. Inside, requests are decided in
@@ -51,27 +55,32 @@ pub(crate) struct TezosGroupCommit {
     gate: Option<Arc<tokio::sync::Mutex<()>>>,
     /// The `stage` label of the commit's duration in `palisade_request_stage_duration_seconds`.
     stage: &'static str,
+    /// Most drain tasks (transactions) in flight at once.
+    max_drains: usize,
 }
 
 #[derive(Default)]
 struct Queue {
     jobs: Vec<(TezosRecord, oneshot::Sender<TezosAnswer>)>,
-    /// Whether a drain task runs; the first request that finds none starts one.
-    draining: bool,
+    /// Drain tasks running; a request that finds fewer than `max_drains` starts one.
+    draining: usize,
 }
 
 impl TezosGroupCommit {
-    /// A group commit whose transactions are `batch`, run under `gate` when given.
+    /// A group commit whose transactions are `batch`, run under `gate` when given, at most
+    /// `max_drains` (at least 1) at once.
     pub(crate) fn new(
         batch: TezosBatchFn,
         gate: Option<Arc<tokio::sync::Mutex<()>>>,
         stage: &'static str,
+        max_drains: usize,
     ) -> Self {
         Self {
             queue: Arc::default(),
             batch,
             gate,
             stage,
+            max_drains: max_drains.max(1),
         }
     }
 
@@ -92,7 +101,11 @@ impl TezosGroupCommit {
         let start = {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
             queue.jobs.push(((request.clone(), audit.clone()), reply));
-            !std::mem::replace(&mut queue.draining, true)
+            let start = queue.draining < self.max_drains;
+            if start {
+                queue.draining += 1;
+            }
+            start
         };
         if start {
             tokio::spawn(drain(
@@ -110,9 +123,9 @@ impl TezosGroupCommit {
     }
 }
 
-/// Resets the queue if a drain task ends without emptying it (it unwound, or its runtime
-/// shut down): the requests still queued are answered unavailable (their reply senders
-/// drop) and the next request starts a new task.
+/// Counts a drain task out if it ends abnormally (it unwound, or its runtime shut down); when
+/// it was the last, the requests still queued are answered unavailable (their reply senders
+/// drop). The next request starts a new task.
 struct DrainGuard {
     queue: Arc<Mutex<Queue>>,
     armed: bool,
@@ -122,8 +135,10 @@ impl Drop for DrainGuard {
     fn drop(&mut self) {
         if self.armed {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            queue.draining = false;
-            queue.jobs.clear();
+            queue.draining = queue.draining.saturating_sub(1);
+            if queue.draining == 0 {
+                queue.jobs.clear();
+            }
         }
     }
 }
@@ -149,9 +164,9 @@ async fn drain(
         let (records, replies): (Vec<TezosRecord>, Vec<oneshot::Sender<TezosAnswer>>) = {
             let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
             if q.jobs.is_empty() {
-                // Under the queue's lock: a request that comes after this sees
-                // `draining == false` and starts the next task.
-                q.draining = false;
+                // Under the queue's lock: a request that comes after this sees one drain
+                // fewer and starts the next task if none is left.
+                q.draining -= 1;
                 guard.armed = false;
                 return;
             }

@@ -78,7 +78,7 @@ echo "== cargo test"
 # their figures are printed.
 figure_tests=(--skip transit_keys_sign --skip kv_secrets_load --skip bulk_load_of_10000
   --skip kms_keys_sign --skip secrets_manager_configs --skip key_vault_keys --skip key_vault_secrets
-  --skip latency_of_each_transport_at_concurrency_1)
+  --skip latency_of_each_transport_at_concurrency_1 --skip tezos_throughput_cells)
 cargo test --lib --bins --tests "$@" -- "${figure_tests[@]}"
 echo "== vault backends against OpenBao, moto and the Azure stand-in (latency and bulk-load figures)"
 cargo test --test vault_backends --test aws_backends --test azure_backends "$@" -- --nocapture --test-threads 1 2>&1 \
@@ -86,6 +86,12 @@ cargo test --test vault_backends --test aws_backends --test azure_backends "$@" 
 echo "== octez binary signer protocol: TCP, Unix socket and HTTP latency at concurrency 1 (SQLite, PostgreSQL)"
 cargo test --test octez_socket "$@" -- --nocapture --exact latency_of_each_transport_at_concurrency_1 2>&1 \
   | grep -v '^\[palisade\]'
+
+echo "== Tezos throughput at concurrency 1 and 8 (HTTP, tz3 in memory, SQLite and PostgreSQL)"
+cargo test --test tezos_concurrency "$@" -- --nocapture --exact tezos_throughput_cells 2>&1 \
+  | grep -v '^\[palisade\]'
+echo "== sign and verify time of each Tezos curve (one thread; dependencies optimised as in the test build)"
+CURVES_OPS=${CURVES_OPS:-500} cargo test --bench curves "$@" -- --bench
 
 echo "== cargo test --doc (the compile_fail tests of release after commit among them)"
 cargo test --doc "$@"

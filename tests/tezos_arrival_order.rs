@@ -11,6 +11,8 @@
 //!   sequential rules (`watermark::check` folded in arrival order) give.
 //! - `group_commit_fails_whole_batches_and_writes_nothing`: a shared transaction that fails
 //!   answers all its requests unavailable and writes nothing.
+//! - `postgres_batch_gives_up_on_a_mark_locked_elsewhere`: a mark locked by a stalled
+//!   transaction elsewhere fails its batch after the 2 s lock timeout, not never.
 
 mod common;
 
@@ -513,6 +515,102 @@ fn group_commit_fails_whole_batches_and_writes_nothing(backend: Backend) {
                 ))
                 .await;
             assert_eq!(moved as usize, pkhs.len(), "every mark moved to {level}");
+        }
+    });
+    drop(db);
+}
+
+/// PostgreSQL: a batch that holds a mark locked by a stalled transaction elsewhere (another
+/// instance whose host froze mid-transaction) gives up after the 2 s `lock_timeout` and
+/// answers its whole batch 503, writing nothing, instead of waiting for the other holder;
+/// once the lock is free the same requests are signed.
+#[test]
+fn postgres_batch_gives_up_on_a_mark_locked_elsewhere() {
+    use palisade::protection::audit::AuditEntry;
+
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = common::fresh_db(Backend::Postgres, dir.path()) else {
+        return;
+    };
+    let url = db.url.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let store = palisade::protection::open(&url, 4).await.unwrap();
+        let request = |pkh: &str| TezosWatermarkRequest {
+            chain_id: CHAIN,
+            pkh: pkh.to_string(),
+            kind: ConsensusKind::Attestation,
+            level: 7,
+            round: 0,
+            payload_hash: [7; 32],
+            signature: vec![7; 64],
+        };
+        let audit = |r: &TezosWatermarkRequest| {
+            AuditEntry::tezos(&r.pkh, "attestation", Some(r.payload_hash)).with_level_round(7, 0)
+        };
+        let batch: Vec<TezosWatermarkRequest> =
+            (0..4).map(|i| request(&format!("tz1held{i}"))).collect();
+        // The stalled holder: another connection takes the advisory lock of the second mark
+        // (class 0x747a, key = first 4 bytes of blake2b-256(chain id || kind || 0 || pkh),
+        // as src/protection/postgres/locks.rs derives it) inside an open transaction.
+        let mut key_bytes = CHAIN.to_vec();
+        key_bytes.extend_from_slice(b"attestation\0");
+        key_bytes.extend_from_slice(batch[1].pkh.as_bytes());
+        let digest = blake2b_256(&key_bytes);
+        let key = i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(0x747a_i32)
+            .bind(key)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let answers = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|r| store.tezos_check_record_and_audit(r, audit(r))),
+        )
+        .await;
+        let waited = started.elapsed();
+        for (i, answer) in answers.iter().enumerate() {
+            assert!(
+                matches!(answer, Err(ProtectionError::Unavailable { .. })),
+                "request {i}: {answer:?}"
+            );
+        }
+        assert!(
+            waited >= Duration::from_millis(1_500) && waited < Duration::from_secs(15),
+            "gave up after the lock timeout, not before and not much later: {waited:?}"
+        );
+        for r in &batch {
+            assert!(
+                store
+                    .tezos_mark(CHAIN, &r.pkh, ConsensusKind::Attestation)
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{}: nothing recorded",
+                r.pkh
+            );
+        }
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let answers = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|r| store.tezos_check_record_and_audit(r, audit(r))),
+        )
+        .await;
+        for answer in answers {
+            assert_eq!(answer.unwrap(), WatermarkDecision::SignAndRecord);
         }
     });
     drop(db);

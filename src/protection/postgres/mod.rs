@@ -334,13 +334,19 @@ impl SqlStore for PostgresStore {
 /// The PostgreSQL Tezos group commit's transaction: the advisory locks of every mark of the
 /// batch (ascending), each record's check-and-record ([`Sql::tezos_record_in`]) in order,
 /// one commit; retried whole on a serialisation failure or deadlock. Any other database
-/// error rolls the whole transaction back (the `Transaction` drops uncommitted).
+/// error, a lock wait over 2 s (`lock_timeout`, SQLSTATE 55P03) among them, rolls the whole
+/// transaction back (the `Transaction` drops uncommitted): the batch is answered 503.
 async fn tezos_batch(
     pool: PgPool,
     records: Arc<[TezosRecord]>,
 ) -> Result<Vec<TezosAnswer>, sqlx::Error> {
     retrying(|| async {
         let mut tx = pool.begin().await?;
+        // A batch holds many marks: one locked by a stalled transaction elsewhere (another
+        // instance whose host froze) must not hold up the others for longer than this.
+        sqlx::query("SET LOCAL lock_timeout = '2s'")
+            .execute(&mut *tx)
+            .await?;
         lock_tezos_marks(&mut tx, records.iter().map(|(request, _)| request)).await?;
         let mut answers = Vec::with_capacity(records.len());
         for (request, audit) in records.iter() {

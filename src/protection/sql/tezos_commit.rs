@@ -2,9 +2,12 @@
 //! one queue, and a drain task commits everything queued (up to [`MAX_TEZOS_BATCH`]
 //! requests) in one transaction, so they share one WAL flush. SQLite has one drain at a time;
 //! PostgreSQL up to [`TezosGroupCommit::new`]'s `max_drains`, on their own connections, so
-//! one batch's round trips overlap the next. Two batches in flight never hold requests of
-//! the same mark from this process: the service hands a mark's next request over only after
-//! the previous one's record returned (`protection::order`). The store
+//! one batch's round trips overlap the next. Two batches in flight rarely hold requests of
+//! the same mark from this process (the service hands a mark's next request over only after
+//! the previous one's record returned, `protection::order`; only a caller that went away
+//! while its request was queued leaves one behind); when they do, the mark's advisory lock
+//! serialises them, so the later is decided against what the earlier committed. A batch
+//! waits at most `lock_timeout` (2 s) for a mark locked elsewhere, then answers 503. The store
 //! gives the transaction ([`TezosBatchFn`]): SQLite runs it under its writer lock with
 //! `BEGIN IMMEDIATE`; PostgreSQL takes the advisory locks of every mark of the batch in
 //! ascending key order and retries serialisation failures. Inside, requests are decided in
@@ -108,8 +111,14 @@ impl TezosGroupCommit {
             start
         };
         if start {
+            // The guard is made here and moved into the task, so the count goes down even if
+            // the task is dropped before its first poll (a runtime shutting down).
+            let guard = DrainGuard {
+                queue: self.queue.clone(),
+                armed: true,
+            };
             tokio::spawn(drain(
-                self.queue.clone(),
+                guard,
                 self.batch.clone(),
                 self.gate.clone(),
                 self.stage,
@@ -147,15 +156,12 @@ impl Drop for DrainGuard {
 /// [`MAX_TEZOS_BATCH`] of them, runs the store's transaction, then answers each. Ends when
 /// the queue is empty.
 async fn drain(
-    queue: Arc<Mutex<Queue>>,
+    mut guard: DrainGuard,
     batch: TezosBatchFn,
     gate: Option<Arc<tokio::sync::Mutex<()>>>,
     stage: &'static str,
 ) {
-    let mut guard = DrainGuard {
-        queue: queue.clone(),
-        armed: true,
-    };
+    let queue = guard.queue.clone();
     loop {
         let _gate = match &gate {
             Some(g) => Some(g.lock().await),
